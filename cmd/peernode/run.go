@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/peermesh/peermesh/api/v1alpha1"
+	"github.com/peermesh/peermesh/internal/version"
+	"github.com/peermesh/peermesh/peernode"
+	"github.com/peermesh/peermesh/peernode/admin"
+	"github.com/peermesh/peermesh/peernode/channel"
+	"github.com/peermesh/peermesh/peernode/node"
+	"github.com/peermesh/peermesh/peernode/trust"
+	"github.com/peermesh/peermesh/peernode/wire"
+)
+
+// runOptions are the flags of `peernode run`.
+type runOptions struct {
+	listen        string
+	adminListen   string
+	advertise     string
+	id            string
+	seeds         string
+	configFile    string
+	mesh          string
+	kubeConfigMap string
+	dataDir       string
+	logFormat     string
+	logLevel      string
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
+	o := &runOptions{}
+	fs := flag.NewFlagSet("peernode run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", "0.0.0.0:7946", "`HOST:PORT` the peer listener binds (fixed; port 0 picks one)")
+	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:9090", "`HOST:PORT` of the admin HTTP server (/healthz, /readyz, /metrics, /debug/*)")
+	fs.StringVar(&o.advertise, "advertise", "", "`HOST:PORT` announced to peers (default: the listener's address)")
+	fs.StringVar(&o.id, "id", "", "node identifier (default: derived from POD_NAMESPACE/POD_NAME, else a UUID kept in --data-dir)")
+	fs.StringVar(&o.seeds, "seeds", "", "comma-separated `h:p,h:p` peers to dial at start")
+	fs.StringVar(&o.configFile, "config", "", "PeerNodeConfiguration YAML `FILE` (trust flags, block lists, limits, seeds)")
+	fs.StringVar(&o.mesh, "mesh", "", "mesh `NAME`; peers of other meshes are refused")
+	fs.StringVar(&o.kubeConfigMap, "kube-configmap", "", "`NS/NAME` of the mesh ConfigMap to follow through the Kubernetes API")
+	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "`DIR` that keeps the generated node identifier")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("peernode run: unexpected argument %q", fs.Arg(0))
+	}
+	for name, v := range map[string]string{"--listen": o.listen, "--admin-listen": o.adminListen} {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return nil, fmt.Errorf("%s %q: want HOST:PORT: %w", name, v, err)
+		}
+	}
+	if o.advertise == "" {
+		o.advertise = advertiseFromPod(o.listen)
+	}
+	if o.advertise != "" {
+		if _, _, err := net.SplitHostPort(o.advertise); err != nil {
+			return nil, fmt.Errorf("--advertise %q: want HOST:PORT: %w", o.advertise, err)
+		}
+	}
+	for _, s := range o.seedList() {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, fmt.Errorf("--seeds: %q: want HOST:PORT: %w", s, err)
+		}
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	if _, err := parseLevel(o.logLevel); err != nil {
+		return nil, err
+	}
+	if o.kubeConfigMap != "" {
+		return nil, errors.New("--kube-configmap: following a ConfigMap through the Kubernetes API is not part of this build yet; use --config FILE")
+	}
+	return o, nil
+}
+
+func (o *runOptions) seedList() []string {
+	var out []string
+	for _, s := range strings.Split(o.seeds, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// unspecifiedHost reports whether addr's host is 0.0.0.0 or ::.
+func unspecifiedHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// advertiseFromPod returns POD_IP:port when the listener binds an
+// unspecified address in a pod, so peers learn a dialable address.
+func advertiseFromPod(listen string) string {
+	podIP := os.Getenv("POD_IP")
+	host, port, err := net.SplitHostPort(listen)
+	if podIP == "" || err != nil || !unspecifiedHost(listen) || host == podIP {
+		return ""
+	}
+	return net.JoinHostPort(podIP, port)
+}
+
+func defaultDataDir() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".peernode")
+	}
+	return ".peernode"
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(o *runOptions, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(o.logLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// nodeID picks the identifier: --id, the pod's derived identity, or a UUID
+// generated once and kept in the data directory.
+func nodeID(o *runOptions) (string, string, error) {
+	if o.id != "" {
+		return o.id, "flag", nil
+	}
+	if ns, name := os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"); ns != "" && name != "" {
+		return v1alpha1.NodeIdentifierForPod(ns, name), "pod", nil
+	}
+	path := filepath.Join(o.dataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		id := strings.TrimSpace(string(b))
+		if _, err := uuid.Parse(id); err != nil {
+			return "", "", fmt.Errorf("%s: not a UUID: %q", path, id)
+		}
+		return id, "data-dir", nil
+	}
+	id := uuid.NewString()
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return "", "", fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("--data-dir: keeping the node identifier: %w", err)
+	}
+	return id, "generated", nil
+}
+
+// loadConfig reads the --config file, or returns the defaults.
+func loadConfig(path string) (*v1alpha1.PeerNodeConfiguration, error) {
+	if path == "" {
+		return v1alpha1.DefaultPeerNodeConfiguration(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	cfg, err := v1alpha1.ParsePeerNodeConfiguration(data)
+	if err != nil {
+		return nil, fmt.Errorf("--config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// nodeConfig turns the options and the configuration file into node.Config.
+func nodeConfig(o *runOptions, id string, cfg *v1alpha1.PeerNodeConfiguration, reg prometheus.Registerer, log *slog.Logger) (node.Config, error) {
+	policy, err := trust.PolicyFromConfig(cfg)
+	if err != nil {
+		return node.Config{}, fmt.Errorf("--config: %w", err)
+	}
+	placement, err := node.ParsePlacement(string(cfg.Incoming.Placement))
+	if err != nil {
+		return node.Config{}, fmt.Errorf("--config: incoming.placement: %w", err)
+	}
+	mesh := o.mesh
+	if mesh == "" {
+		mesh = cfg.MeshName
+	} else if cfg.MeshName != "" && cfg.MeshName != mesh {
+		return node.Config{}, fmt.Errorf("--mesh %q differs from meshName %q of --config", mesh, cfg.MeshName)
+	}
+	ch := channel.DefaultConfig(wire.Hello{}) // the node sets its own Hello
+	lim := cfg.Limits
+	if lim.HandshakeTimeout != nil {
+		ch.HandshakeTimeout = lim.HandshakeTimeout.Duration
+	}
+	if lim.IdleTimeout != nil {
+		ch.IdleTimeout = lim.IdleTimeout.Duration
+	}
+	if lim.KeepaliveInterval != nil {
+		ch.KeepaliveInterval = lim.KeepaliveInterval.Duration
+	}
+	if lim.MaxFrameSize != nil {
+		ch.MaxFrameSize = uint32(*lim.MaxFrameSize)
+	}
+	if lim.SendQueueLength != nil {
+		ch.SendQueueLength = int(*lim.SendQueueLength)
+	}
+	seeds := o.seedList()
+	if cfg.Discovery != nil {
+		seeds = append(seeds, cfg.Discovery.Seeds...)
+	}
+	nc := node.Config{
+		ID: id, Mesh: mesh, ListenAddr: o.listen, AdvertiseAddr: o.advertise, Seeds: seeds,
+		Placement: placement, Channel: ch, Policy: policy, Registerer: reg, Logger: log,
+	}
+	nc.Events.MessageReceived = func(c peernode.Channel, text string) {
+		log.Info("message received", "peer", c.Peer().ID(), "text", truncate(text, 200))
+	}
+	nc.Events.DataReceived = func(c peernode.Channel, d wire.Data) {
+		log.Info("data received", "peer", c.Peer().ID(), "format", d.Format.String(), "bytes", len(d.Body))
+	}
+	if lim.MaxInboundPeers != nil {
+		nc.MaxInbound = int(*lim.MaxInboundPeers)
+	}
+	if lim.MaxOutboundPeers != nil {
+		nc.MaxOutbound = int(*lim.MaxOutboundPeers)
+	}
+	return nc, nil
+}
+
+// appliedConfig serves /debug/config.
+type appliedConfig struct {
+	mu  sync.Mutex
+	cfg *v1alpha1.PeerNodeConfiguration
+}
+
+func (a *appliedConfig) AppliedConfig() (any, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg, a.cfg.Generation
+}
+
+func runNode(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(o, stderr)
+	cfg, err := loadConfig(o.configFile)
+	if err != nil {
+		return err
+	}
+	id, idSource, err := nodeID(o)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	nc, err := nodeConfig(o, id, cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(nc)
+	if err != nil {
+		return err
+	}
+	if o.advertise == "" && unspecifiedHost(n.AdvertiseAddr()) {
+		log.Warn("listening on an unspecified address and no --advertise (or POD_IP) given: peers learn an address they cannot dial", "listen", n.AdvertiseAddr())
+	}
+	n.Metrics().BuildInfo.WithLabelValues(version.Version).Set(1)
+	adminLn, err := net.Listen("tcp", o.adminListen)
+	if err != nil {
+		return fmt.Errorf("--admin-listen %s: %w", o.adminListen, err)
+	}
+	applied := &appliedConfig{cfg: cfg}
+	srv := admin.New(n, reg, applied, nil, log)
+	log.Info("peernode starting", "version", version.Version, "id", id, "idSource", idSource,
+		"listen", n.AdvertiseAddr(), "admin", adminLn.Addr().String(), "mesh", nc.Mesh, "seeds", len(nc.Seeds))
+
+	var wg sync.WaitGroup
+	adminErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		adminErr <- srv.Serve(ctx, adminLn)
+	}()
+	runErr := n.Run(ctx)
+	wg.Wait()
+	if err := <-adminErr; err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("admin server failed", "err", err)
+	}
+	log.Info("peernode stopped")
+	return runErr
+}

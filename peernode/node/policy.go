@@ -1,0 +1,98 @@
+package node
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/peermesh/peermesh/peernode"
+	"github.com/peermesh/peermesh/peernode/channel"
+	"github.com/peermesh/peermesh/peernode/trust"
+	"github.com/peermesh/peermesh/peernode/wire"
+)
+
+// SetPolicy replaces the trust policy atomically and re-evaluates every live
+// channel at once: channels the new policy denies close (policy_denied), the
+// others stay open untouched. In Audit mode nothing closes; would-be denials
+// are counted and logged. New channels use the new policy's trust protocol.
+func (n *Node) SetPolicy(p *trust.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	n.gate.Swap(p)
+	n.metrics.SetConfig(n.cfg.Mesh, p.Generation)
+	n.log.Info("policy applied", "policy", p.PolicySource, "generation", p.Generation, "mode", p.Mode.String())
+	n.reevaluate()
+	return nil
+}
+
+// Policy returns the policy in force.
+func (n *Node) Policy() *trust.Policy { return n.gate.Policy() }
+
+// reevaluate asks the gate about every admitted channel and closes the
+// denied ones (asynchronously, so a policy change never waits on a drain).
+func (n *Node) reevaluate() {
+	n.mu.Lock()
+	list := make([]*channel.PeerChannel, 0, len(n.channels))
+	for _, c := range n.channels {
+		list = append(list, c)
+	}
+	n.mu.Unlock()
+	for _, c := range list {
+		p := c.Peer()
+		d := n.gate.InterceptPeer(peernode.PeerInfo{ID: p.ID(), Addr: p.Addr(), Direction: p.Direction()})
+		if n.denied(d, p.ID(), p.Addr().String()) {
+			n.noteKnownReason(p.ID(), p.ListenAddr(), "denied: "+d.Reason+" by "+d.Rule)
+			n.closeAsync(c, closeWith(peernode.ClosePolicy, wire.DisconnectPolicyDenied, d.Reason+": "+d.Rule))
+		}
+	}
+}
+
+// Explain answers whether a peer with this identifier and address, connecting
+// inbound, would be admitted by the policy in force, and by which rule.
+func (n *Node) Explain(id string, addr netip.AddrPort) peernode.Decision {
+	if id == "" {
+		return n.gate.InterceptAccept(addr)
+	}
+	if d := n.gate.InterceptAccept(addr); d.Verdict != peernode.Allow {
+		return d
+	}
+	return n.gate.Explain(id, addr, peernode.Inbound)
+}
+
+// reaper is P2PNet's DiscernPeerChannels routine: every ReapInterval it
+// re-evaluates the policy for every channel (a safety net behind SetPolicy)
+// and closes channels idle longer than the idle timeout (a safety net behind
+// each channel's own timer).
+func (n *Node) reaper(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.reevaluate()
+			n.reapIdle()
+		}
+	}
+}
+
+func (n *Node) reapIdle() {
+	idle := n.cfg.Channel.IdleTimeout
+	if idle <= 0 {
+		return
+	}
+	n.mu.Lock()
+	var stale []*channel.PeerChannel
+	for c := range n.all {
+		if time.Since(c.Peer().LastSeen()) > 2*idle {
+			stale = append(stale, c)
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range stale {
+		n.closeAsync(c, closeWith(peernode.CloseIdleTimeout, wire.DisconnectIdleTimeout, "reaped: idle"))
+	}
+}
