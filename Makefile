@@ -118,3 +118,13 @@ mv "$$(echo "$(1)" | sed "s/-$(3)$$//")" $(1) ;\
 } ;\
 ln -sf "$$(basename $(1))" "$$(echo "$(1)" | sed "s/-$(3)$$//")"
 endef
+
+##@ Demo and benchmarks
+
+.PHONY: demo
+demo: build ## Run 5 nodes on loopback: discovery from one seed, trust, messages, metrics.
+	go run ./hack/demo --peernode $(LOCALBIN)/peernode
+
+.PHONY: bench
+bench: ## Run the benchmark program (results beside raw TCP baselines of the same run).
+	go run ./test/bench

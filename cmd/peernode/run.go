@@ -247,12 +247,18 @@ func nodeConfig(o *runOptions, id string, cfg *v1alpha1.PeerNodeConfiguration, r
 	nc.Events.DataReceived = func(c peernode.Channel, d wire.Data) {
 		log.Info("data received", "peer", c.Peer().ID(), "format", d.Format.String(), "bytes", len(d.Body))
 	}
-	if lim.MaxInboundPeers != nil {
-		nc.MaxInbound = int(*lim.MaxInboundPeers)
+	// In the configuration 0 means "no channel in that direction"; in
+	// node.Config that is a negative cap (0 selects the default there).
+	capOf := func(v *int32) int {
+		if v == nil {
+			return 0
+		}
+		if *v == 0 {
+			return -1
+		}
+		return int(*v)
 	}
-	if lim.MaxOutboundPeers != nil {
-		nc.MaxOutbound = int(*lim.MaxOutboundPeers)
-	}
+	nc.MaxInbound, nc.MaxOutbound = capOf(lim.MaxInboundPeers), capOf(lim.MaxOutboundPeers)
 	return nc, nil
 }
 

@@ -86,7 +86,8 @@ type Config struct {
 
 	// MaxInbound and MaxOutbound are hard caps on channels by direction,
 	// handshaking ones included. Connections over the cap are refused and
-	// counted (reason capacity_inbound / capacity_outbound).
+	// counted (reason capacity_inbound / capacity_outbound). Zero selects
+	// the default; a negative value allows no channel in that direction.
 	MaxInbound, MaxOutbound int
 	// MaxPendingHandshakes bounds accepted connections still handshaking.
 	MaxPendingHandshakes int
@@ -126,10 +127,10 @@ type Config struct {
 var ErrNoID = errors.New("node: Config.ID is required")
 
 func (c Config) withDefaults() Config {
-	if c.MaxInbound <= 0 {
+	if c.MaxInbound == 0 {
 		c.MaxInbound = DefaultMaxInbound
 	}
-	if c.MaxOutbound <= 0 {
+	if c.MaxOutbound == 0 {
 		c.MaxOutbound = DefaultMaxOutbound
 	}
 	if c.MaxPendingHandshakes <= 0 {
