@@ -17,8 +17,9 @@ limitations under the License.
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -26,9 +27,19 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "p2p.peermesh.io", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the custom resources of this package with a
-	// runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// runtime.Scheme. It is apimachinery's builder, so importing this package
+	// does not pull controller-runtime into API clients.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the types of this group and version to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion,
+		&PeerTrustPolicy{}, &PeerTrustPolicyList{},
+		&PeerAllowlist{}, &PeerAllowlistList{},
+	)
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

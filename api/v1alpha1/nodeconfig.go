@@ -130,7 +130,7 @@ func (c *PeerNodeConfiguration) applyDefaults() {
 		ref.Key = DefaultSharedKeySecretKey
 	}
 	l := &c.Limits
-	l.PeerLimits.Default()
+	l.Default()
 	if l.MaxFrameSize == nil {
 		l.MaxFrameSize = ptr.To(DefaultMaxFrameSize)
 	}

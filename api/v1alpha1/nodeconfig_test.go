@@ -289,7 +289,7 @@ discovery: {seeds: ["10.0.0.2:7946", "10.0.0.1:7946"]}
 			}},
 		{name: "unknown top-level field", doc: "meshName: lab\nmeshname: lab\n", wantErr: `unknown field "meshname"`},
 		{name: "unknown nested field", doc: "incoming:\n  trustProtocl: {type: Ping}\n", wantErr: `unknown field "incoming.trustProtocl"`},
-		{name: "unknown field in a rule", doc: "blocked:\n- cidr: 10.0.0.0/8\n  exept: [10.1.0.0/16]\n", wantErr: `unknown field "blocked[0].exept"`},
+		{name: "unknown field in a rule", doc: "blocked:\n- cidr: 10.0.0.0/8\n  excpt: [10.1.0.0/16]\n", wantErr: `unknown field "blocked[0].excpt"`},
 		{name: "duplicate key", doc: "meshName: a\nmeshName: b\n", wantErr: `"meshName" already set`},
 		{name: "wrong kind", doc: "kind: ConfigMap\n", wantErr: `kind: Unsupported value: "ConfigMap"`},
 		{name: "wrong type", doc: "limits: {maxInboundPeers: many}\n", wantErr: "maxInboundPeers"},

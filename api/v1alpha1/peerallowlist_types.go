@@ -148,7 +148,3 @@ type PeerAllowlistList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PeerAllowlist `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&PeerAllowlist{}, &PeerAllowlistList{})
-}

@@ -259,7 +259,3 @@ type PeerTrustPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PeerTrustPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&PeerTrustPolicy{}, &PeerTrustPolicyList{})
-}

@@ -58,7 +58,7 @@ func run(bin string, count int) error {
 	for i := range nodes {
 		nodes[i] = &demoNode{id: fmt.Sprintf("node-%d", i+1), listen: freeAddr(), admin: freeAddr()}
 	}
-	defer stopAll(nodes)
+	defer func() { _ = stopAll(nodes) }() // a no-op after the orderly stop below
 	for i, n := range nodes {
 		args := []string{"run", "--id", n.id, "--mesh", "demo", "--listen", n.listen, "--admin-listen", n.admin,
 			"--data-dir", filepath.Join(dir, n.id)}

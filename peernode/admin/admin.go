@@ -72,7 +72,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	<-errc
+	if serveErr := <-errc; err == nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = serveErr
+	}
 	return err
 }
 

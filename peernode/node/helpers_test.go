@@ -93,8 +93,6 @@ func trustedCount(n *node.Node) int { return len(n.TrustedPeerChannels()) }
 type recorder struct {
 	mu       sync.Mutex
 	messages []string
-	added    int
-	removed  []string
 }
 
 func (r *recorder) message(from, text string) {

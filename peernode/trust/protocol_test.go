@@ -36,7 +36,7 @@ func TestProtocolByName(t *testing.T) {
 }
 
 // runBoth runs p on both ends of a fresh pair and returns their errors.
-func runBoth(t *testing.T, p peernode.TrustProtocol) (initErr, respErr error, a, b *peernodetest.TrustSession) {
+func runBoth(t *testing.T, p peernode.TrustProtocol) (a, b *peernodetest.TrustSession, initErr, respErr error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -45,11 +45,11 @@ func runBoth(t *testing.T, p peernode.TrustProtocol) (initErr, respErr error, a,
 	go func() { done <- p.Run(ctx, b) }()
 	initErr = p.Run(ctx, a)
 	respErr = <-done
-	return initErr, respErr, a, b
+	return a, b, initErr, respErr
 }
 
 func TestNoneTrustsAtOnce(t *testing.T) {
-	initErr, respErr, a, b := runBoth(t, trust.None{})
+	a, b, initErr, respErr := runBoth(t, trust.None{})
 	if initErr != nil || respErr != nil {
 		t.Fatalf("errors: %v, %v", initErr, respErr)
 	}
@@ -59,7 +59,7 @@ func TestNoneTrustsAtOnce(t *testing.T) {
 }
 
 func TestPingBothSides(t *testing.T) {
-	initErr, respErr, a, b := runBoth(t, trust.Ping{})
+	a, b, initErr, respErr := runBoth(t, trust.Ping{})
 	if initErr != nil || respErr != nil {
 		t.Fatalf("errors: %v, %v", initErr, respErr)
 	}

@@ -27,7 +27,7 @@ func Example() {
 	r := wire.NewReader(&conn, wire.DefaultMaxFrameSize)
 	for {
 		f, err := r.ReadFrame()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

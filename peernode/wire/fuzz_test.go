@@ -62,7 +62,7 @@ func FuzzReadFrame(f *testing.F) {
 			fr, err := r.ReadFrame()
 			if err != nil {
 				switch {
-				case err == io.EOF:
+				case errors.Is(err, io.EOF):
 					if consumed != len(data) {
 						t.Fatalf("io.EOF after %d of %d bytes", consumed, len(data))
 					}
@@ -91,7 +91,7 @@ func FuzzReadFrame(f *testing.F) {
 func FuzzDecodePayload(f *testing.F) {
 	for _, v := range goldenVectors() {
 		frame := unhex(f, v.frame)
-		f.Add(uint8(frame[1]), frame[HeaderSize:])
+		f.Add(frame[1], frame[HeaderSize:])
 	}
 	f.Add(uint8(0x80), []byte("abc"))
 	f.Add(uint8(TypeHello), unhex(f, "0000 ffffffffffffffffff7f 00 00 00"))

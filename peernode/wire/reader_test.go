@@ -61,7 +61,7 @@ func TestReaderSplitAndJoined(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := readAll(t, NewReader(tc.r(), 0))
-			if err != io.EOF {
+			if !errors.Is(err, io.EOF) {
 				t.Fatalf("error at the end of the stream = %v, want io.EOF itself", err)
 			}
 			if !reflect.DeepEqual(got, want) {
@@ -137,7 +137,7 @@ func TestReaderErrors(t *testing.T) {
 				t.Fatalf("ReadFrame error = %v, want %v", err, tc.want)
 			}
 			// The stream is unusable after these errors: they stick.
-			if _, err2 := r.ReadFrame(); err2 != err {
+			if _, err2 := r.ReadFrame(); !errors.Is(err2, err) {
 				t.Fatalf("second ReadFrame error = %v, want the same %v", err2, err)
 			}
 		})
@@ -245,7 +245,7 @@ func TestReaderResumesAfterTimeout(t *testing.T) {
 				timeouts++
 				continue
 			}
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

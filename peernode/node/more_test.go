@@ -1,0 +1,111 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/peermesh/peermesh/peernode"
+	"github.com/peermesh/peermesh/peernode/node"
+	"github.com/peermesh/peermesh/peernode/wire"
+)
+
+// TestSlowHandlerStallsOnlyItsChannel blocks the Message handler for one
+// peer; messages from another peer keep arriving meanwhile.
+func TestSlowHandlerStallsOnlyItsChannel(t *testing.T) {
+	release := make(chan struct{})
+	fast := make(chan string, 10)
+	hub := startNode(t, node.Config{ID: "hub"})
+	if err := hub.Registry().HandleFunc(wire.TypeMessage, func(ctx context.Context, ch peernode.Channel, p wire.Packet) error {
+		if ch.Peer().ID() == "slow" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		}
+		fast <- p.(wire.Message).Text
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slow := startNode(t, node.Config{ID: "slow", Seeds: []string{hub.Addr().String()}})
+	quick := startNode(t, node.Config{ID: "quick", Seeds: []string{hub.Addr().String()}})
+	eventually(t, 10*time.Second, func() bool { return trustedCount(hub) == 2 }, func() string { return "hub lacks channels" })
+	ctx := context.Background()
+	if err := slow.SendMessage(ctx, "hub", "blocks the handler"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := quick.SendMessage(ctx, "hub", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-fast:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d from quick stalled behind the slow handler", i)
+		}
+	}
+	close(release)
+}
+
+// TestOutboundCap: a node with MaxOutbound 1 and three seeds keeps one
+// outbound channel and counts the others as refused by the cap.
+func TestOutboundCap(t *testing.T) {
+	var seeds []string
+	for i := range 3 {
+		seeds = append(seeds, startNode(t, node.Config{ID: fmt.Sprintf("s%d", i)}).Addr().String())
+	}
+	n := startNode(t, node.Config{ID: "dialer", MaxOutbound: 1, Seeds: seeds})
+	eventually(t, 10*time.Second, func() bool {
+		return len(n.ActivePeerChannels()) == 1 &&
+			counter(t, n, "peermesh_node_connections_rejected_total", "reason", "capacity_outbound") >= 2
+	}, func() string { return fmt.Sprintf("channels %+v", n.Channels()) })
+	if l := n.Limits(); l.Outbound > 1 {
+		t.Errorf("outbound %d exceeds the cap of 1", l.Outbound)
+	}
+}
+
+// TestBackoffIsCappedExponential checks the schedule: doubling from the
+// minimum, never above the maximum.
+func TestBackoffIsCappedExponential(t *testing.T) {
+	n, err := node.New(node.Config{ID: "b", BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	var d time.Duration
+	for i, w := range want {
+		d = n.NextBackoff(d)
+		if d != w*time.Millisecond {
+			t.Fatalf("step %d: backoff %s, want %s", i, d, w*time.Millisecond)
+		}
+	}
+}
+
+// TestRedialsAfterPeerRestart: when a seed goes away and comes back on the
+// same address, the dialer reconnects within the backoff bound.
+func TestRedialsAfterPeerRestart(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	n := startNode(t, node.Config{ID: "client", Seeds: []string{addr}})
+	// Nothing listens yet: dials fail and back off (capped at 200ms in tests).
+	ctx, cancel := context.WithCancel(context.Background())
+	server, err := node.New(node.Config{ID: "server", ListenAddr: addr, Channel: fastChannel()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx) }()
+	eventually(t, 5*time.Second, func() bool { return trustedCount(n) == 1 }, func() string { return "no reconnect to the late server" })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { return len(n.ActivePeerChannels()) == 0 }, func() string { return "channel to stopped server still open" })
+	again := startNode(t, node.Config{ID: "server", ListenAddr: addr})
+	eventually(t, 5*time.Second, func() bool { return trustedCount(n) == 1 && trustedCount(again) == 1 }, func() string { return "no reconnect after restart" })
+}
