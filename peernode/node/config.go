@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/peermesh/peermesh/peernode"
 	"github.com/peermesh/peermesh/peernode/channel"
 	"github.com/peermesh/peermesh/peernode/trust"
 	"github.com/peermesh/peermesh/peernode/wire"
@@ -113,6 +114,14 @@ type Config struct {
 
 	// Policy is the initial trust policy; nil means trust.DefaultPolicy().
 	Policy *trust.Policy
+	// TrustProtocols resolves the policy's trust protocol name to an
+	// implementation; nil means trust.ProtocolByName (the built-ins that
+	// need no secret). Protocols with key material, such as sharedKey, are
+	// provided here by the daemon.
+	TrustProtocols func(name string) (peernode.TrustProtocol, error)
+	// Discoverers report candidate peer addresses; the node dials what they
+	// report and stops dialing what they stop reporting.
+	Discoverers []peernode.Discoverer
 
 	// Registerer receives the node's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -121,6 +130,19 @@ type Config struct {
 
 	// Events are optional callbacks.
 	Events Events
+}
+
+// checkPolicy validates p and checks that its trust protocol can be run.
+func (c Config) checkPolicy(p *trust.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.RunTrustProtocol {
+		if _, err := c.TrustProtocols(p.TrustProtocol); err != nil {
+			return fmt.Errorf("node: policy %s: %w", p.Generation, err)
+		}
+	}
+	return nil
 }
 
 // ErrNoID is returned by New when Config.ID is empty.
@@ -156,6 +178,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Policy == nil {
 		c.Policy = trust.DefaultPolicy()
+	}
+	if c.TrustProtocols == nil {
+		c.TrustProtocols = trust.ProtocolByName
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

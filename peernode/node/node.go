@@ -54,7 +54,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, ErrNoID
 	}
 	cfg = cfg.withDefaults()
-	if err := cfg.Policy.Validate(); err != nil {
+	if err := cfg.checkPolicy(cfg.Policy); err != nil {
 		return nil, err
 	}
 	m, err := metrics.New(cfg.Registerer)
@@ -147,6 +147,10 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.wg.Add(1)
 	go n.reaper(ctx)
+	for _, d := range n.cfg.Discoverers {
+		n.wg.Add(1)
+		go n.runDiscoverer(ctx, d)
+	}
 	n.log.Info("node started", "listen", n.advert, "mesh", n.cfg.Mesh, "policy", n.gate.Policy().Generation)
 
 	<-ctx.Done()
@@ -251,7 +255,12 @@ func (n *Node) newChannel(conn net.Conn, peer *peernode.GenericPeer) *channel.Pe
 	cfg.Hello = n.hello()
 	pol := n.gate.Policy()
 	if pol.RunTrustProtocol {
-		if p, err := trust.ProtocolByName(pol.TrustProtocol); err == nil {
+		p, err := n.cfg.TrustProtocols(pol.TrustProtocol)
+		if err != nil {
+			// SetPolicy and New refuse such a policy, so this only happens
+			// if a resolver changes its mind: the channel stays untrusted.
+			n.log.Error("trust protocol unavailable", "protocol", pol.TrustProtocol, "err", err)
+		} else {
 			cfg.Trust, cfg.RunTrust = p, true
 		}
 	}

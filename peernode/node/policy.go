@@ -16,7 +16,7 @@ import (
 // others stay open untouched. In Audit mode nothing closes; would-be denials
 // are counted and logged. New channels use the new policy's trust protocol.
 func (n *Node) SetPolicy(p *trust.Policy) error {
-	if err := p.Validate(); err != nil {
+	if err := n.cfg.checkPolicy(p); err != nil {
 		return err
 	}
 	n.gate.Swap(p)
