@@ -67,6 +67,7 @@ const (
 	DefaultBackoffMax           = 30 * time.Second
 	DefaultReapInterval         = 30 * time.Second
 	DefaultMaxPeerGroup         = 256
+	DefaultKnownPeerTTL         = 10 * time.Minute
 )
 
 // Config configures a Node. New fills zero fields with the defaults above.
@@ -111,6 +112,10 @@ type Config struct {
 	// MaxPeerGroup bounds the peers sent in, and accepted from, one
 	// PeerGroup packet.
 	MaxPeerGroup int
+	// KnownPeerTTL is how long a known peer without a channel, and a dial
+	// target learned by peer exchange that stays unreachable, are kept.
+	// The reaper evicts them after that, so the tables cannot grow forever.
+	KnownPeerTTL time.Duration
 
 	// Policy is the initial trust policy; nil means trust.DefaultPolicy().
 	Policy *trust.Policy
@@ -175,6 +180,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPeerGroup <= 0 || c.MaxPeerGroup > wire.MaxPeerGroupEntries {
 		c.MaxPeerGroup = DefaultMaxPeerGroup
+	}
+	if c.KnownPeerTTL <= 0 {
+		c.KnownPeerTTL = DefaultKnownPeerTTL
 	}
 	if c.Policy == nil {
 		c.Policy = trust.DefaultPolicy()

@@ -55,14 +55,28 @@ func (n *Node) handlePeerGroup(_ context.Context, ch peernode.Channel, p wire.Pa
 func (n *Node) learn(peers []wire.PeerInfo) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	seen := make(map[string]bool, len(peers))
 	for _, p := range peers {
-		if p.NodeID == n.cfg.ID || p.Addr == "" || n.channels[p.NodeID] != nil {
+		if seen[p.NodeID] || p.NodeID == n.cfg.ID || p.Addr == "" || n.channels[p.NodeID] != nil {
 			continue
 		}
-		if _, ok := n.targets[p.Addr]; ok {
+		seen[p.NodeID] = true
+		if t, ok := n.targets[p.Addr]; ok {
+			if t.id == "" {
+				t.id = p.NodeID
+			}
 			continue
 		}
-		if len(n.targets) >= n.cfg.MaxOutbound {
+		// The peer moved: forget the old address, and dial the new one at
+		// once rather than after the old target's backoff.
+		for addr, t := range n.targets {
+			if t.id == p.NodeID && t.source == sourcePeerExchange {
+				t.removed = true
+				delete(n.targets, addr)
+				signal(t.wake)
+			}
+		}
+		if len(n.targets) >= max(n.cfg.MaxOutbound, 0)+len(n.cfg.Seeds) {
 			return
 		}
 		n.addTargetLocked(p.Addr, sourcePeerExchange, p.NodeID)

@@ -26,6 +26,10 @@ type dialTarget struct {
 	failures int
 	lastErr  string
 	started  bool
+	// lastGood is when a channel to the target last opened, or when the
+	// target was added; targets learned by peer exchange that stay
+	// unreachable past the known-peer TTL are evicted.
+	lastGood time.Time
 }
 
 // addTarget adds addr as a dial target unless it is already one, is this
@@ -43,7 +47,7 @@ func (n *Node) addTargetLocked(addr, source, id string) *dialTarget {
 	if t := n.targets[addr]; t != nil {
 		return t
 	}
-	t := &dialTarget{addr: addr, source: source, id: id, wake: make(chan struct{}, 1)}
+	t := &dialTarget{addr: addr, source: source, id: id, wake: make(chan struct{}, 1), lastGood: time.Now()}
 	n.targets[addr] = t
 	if n.running {
 		n.startDialer(t)
@@ -139,6 +143,9 @@ func (n *Node) dialLoop(ctx context.Context, t *dialTarget) {
 		n.mu.Lock()
 		if id := ch.Peer().ID(); id != "" {
 			t.id = id
+		}
+		if ch.CloseReason().Label != peernode.CloseHandshake && ch.Peer().ID() != "" {
+			t.lastGood = time.Now()
 		}
 		if reason.Label == peernode.CloseSelf {
 			t.self = true

@@ -33,6 +33,14 @@ func fastChannel() channel.Config {
 // waits for Run to return.
 func startNode(t *testing.T, cfg node.Config) *node.Node {
 	t.Helper()
+	n, _ := startStoppableNode(t, cfg)
+	return n
+}
+
+// startStoppableNode is startNode that also returns a function stopping the
+// node early (it waits for Run to return; Cleanup then does nothing more).
+func startStoppableNode(t *testing.T, cfg node.Config) (*node.Node, func()) {
+	t.Helper()
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
@@ -57,18 +65,22 @@ func startNode(t *testing.T, cfg node.Config) *node.Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node %s: Run: %v", cfg.ID, err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("node %s: Run: %v", cfg.ID, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("node %s did not stop within 10s", cfg.ID)
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("node %s did not stop within 10s", cfg.ID)
-		}
-	})
-	return n
+		})
+	}
+	t.Cleanup(stop)
+	return n, stop
 }
 
 // eventually waits until cond holds, checking every 5 ms, or fails the test

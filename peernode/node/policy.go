@@ -75,6 +75,28 @@ func (n *Node) reaper(ctx context.Context) {
 		case <-t.C:
 			n.reevaluate()
 			n.reapIdle()
+			n.evictStale(time.Now())
+		}
+	}
+}
+
+// evictStale drops known peers without a channel not seen for KnownPeerTTL,
+// and peer-exchange targets unreachable for as long.
+func (n *Node) evictStale(now time.Time) {
+	ttl := n.cfg.KnownPeerTTL
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, kp := range n.known {
+		if n.channels[id] == nil && now.Sub(kp.lastSeen) > ttl {
+			delete(n.known, id)
+		}
+	}
+	n.metrics.KnownPeers.Set(float64(len(n.known)))
+	for addr, t := range n.targets {
+		if t.source == sourcePeerExchange && n.channels[t.id] == nil && now.Sub(t.lastGood) > ttl {
+			t.removed = true
+			delete(n.targets, addr)
+			signal(t.wake)
 		}
 	}
 }
