@@ -128,3 +128,7 @@ demo: build ## Run 5 nodes on loopback: discovery from one seed, trust, messages
 .PHONY: bench
 bench: ## Run the benchmark program (results beside raw TCP baselines of the same run).
 	go run ./test/bench
+
+.PHONY: soak
+soak: ## Churn soak: nodes join and leave every second for 10 minutes; memory must stay flat.
+	go run ./test/soak -duration 10m

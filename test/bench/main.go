@@ -3,7 +3,7 @@
 // (raw TCP on loopback, or length-prefixed framed TCP through a buffered
 // writer for small messages), so ratios hold whatever machine runs it.
 //
-//	go run ./test/bench [-quick] [-only codec,bulk,small,rtt]
+//	go run ./test/bench [-quick] [-only codec,bulk,small,rtt,mesh]
 package main
 
 import (
@@ -28,7 +28,7 @@ func record(r result) {
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller runs (for CI smoke checks); figures are noisier")
-	only := flag.String("only", "", "comma-separated subset: codec,bulk,small,rtt")
+	only := flag.String("only", "", "comma-separated subset: codec,bulk,small,rtt,mesh")
 	flag.Parse()
 	want := func(name string) bool {
 		return *only == "" || strings.Contains(","+*only+",", ","+name+",")
@@ -46,6 +46,7 @@ func main() {
 		{"bulk", benchBulk},
 		{"small", benchSmall},
 		{"rtt", benchRTT},
+		{"mesh", benchMesh},
 	}
 	for _, s := range steps {
 		if !want(s.name) {
