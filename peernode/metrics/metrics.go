@@ -96,7 +96,7 @@ var (
 		peernode.CloseMeshMismatch,
 	}
 	// trustProtocols are the names of trust.ProtocolByName's protocols and
-	// the planned sharedKey (the metrics package does not import trust).
+	// sharedKey (the metrics package does not import trust).
 	trustProtocols  = []string{"none", "ping", "sharedKey"}
 	handshakeResult = []string{HandshakeSuccess, HandshakeFailure, HandshakeTimeout}
 	reloadResults   = []string{ReloadSuccess, ReloadInvalid, ReloadError}

@@ -20,9 +20,12 @@ import (
 // inside its CIDR, a rule with both or neither of identifier and CIDR, an
 // invalid identifier, the contradictions the CRD's CEL rules refuse
 // (runDefaultTrustProtocol with type None; all three incoming switches
-// false), or a trust protocol this build does not implement (SharedKey, for
-// now: the error also wraps ErrUnknownProtocol). The caller keeps its
-// previous policy in that case.
+// false). The caller keeps its previous policy in that case.
+//
+// Trust protocol type SharedKey becomes "sharedKey". The key is not part of
+// the policy (configurations hold no secret): the daemon reads it from
+// sharedKeyFile, or the Secret of sharedKeySecretRef, and hands it to the
+// node through Resolver.
 func PolicyFromConfig(cfg *v1alpha1.PeerNodeConfiguration) (*Policy, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("%w: no configuration", ErrInvalidPolicy)
@@ -84,7 +87,7 @@ func protocolName(t v1alpha1.TrustProtocolType) string {
 	case v1alpha1.TrustProtocolPing:
 		return ProtocolPing
 	case v1alpha1.TrustProtocolSharedKey:
-		return "sharedKey"
+		return ProtocolSharedKey
 	}
 	return string(t)
 }

@@ -89,13 +89,23 @@ func TestPolicyFromConfig(t *testing.T) {
 			},
 		},
 		{
-			name: "SharedKey is accepted while it does not run",
+			name: "SharedKey that does not run",
 			cfg: v1alpha1.PeerNodeConfiguration{Incoming: v1alpha1.NodeIncoming{
 				RunDefaultTrustProtocol: ptr.To(false),
 				TrustProtocol:           v1alpha1.NodeTrustProtocol{Type: v1alpha1.TrustProtocolSharedKey},
 			}},
 			want: trust.Policy{
 				PolicySource: "built-in defaults", AllowDefaultCommunication: true, TrustProtocol: "sharedKey",
+			},
+		},
+		{
+			// The key is not in the policy: the node's resolver has it.
+			name: "SharedKey runs",
+			cfg: v1alpha1.PeerNodeConfiguration{Incoming: v1alpha1.NodeIncoming{
+				TrustProtocol: v1alpha1.NodeTrustProtocol{Type: v1alpha1.TrustProtocolSharedKey, SharedKeyFile: "/etc/peermesh/key"},
+			}},
+			want: trust.Policy{
+				PolicySource: "built-in defaults", AllowDefaultCommunication: true, RunTrustProtocol: true, TrustProtocol: "sharedKey",
 			},
 		},
 	}
@@ -136,8 +146,6 @@ func TestPolicyFromConfigErrors(t *testing.T) {
 			TrustProtocol: v1alpha1.NodeTrustProtocol{Type: v1alpha1.TrustProtocolNone}}}, "runDefaultTrustProtocol is true but trustProtocol.type is None", nil},
 		{"all switches off", &v1alpha1.PeerNodeConfiguration{Incoming: v1alpha1.NodeIncoming{
 			AllowDefaultCommunication: ptr.To(false), AllowEnhancedPacketExchange: ptr.To(false), RunDefaultTrustProtocol: ptr.To(false)}}, "all false", nil},
-		{"SharedKey not built in", &v1alpha1.PeerNodeConfiguration{Incoming: v1alpha1.NodeIncoming{
-			TrustProtocol: v1alpha1.NodeTrustProtocol{Type: v1alpha1.TrustProtocolSharedKey}}}, `"sharedKey"`, trust.ErrUnknownProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

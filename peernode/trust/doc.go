@@ -66,11 +66,18 @@
 //
 // # Trust protocols
 //
-// ProtocolByName returns the built-in protocols by (case-insensitive) name:
-// "none" trusts the peer at once, "ping" is P2PNet's default protocol made
-// fast: each side sends three Trust{Protocol: "ping", Step: 1..3, Body:
-// "Ping from <id>"} packets at once and must receive the peer's three, in
-// order. Like the original, ping proves liveness only, not identity: any
-// peer that can speak the protocol becomes trusted. A key-based protocol
-// (sharedKey) is planned and will be registered beside these.
+// ProtocolByName returns the key-less built-in protocols by
+// (case-insensitive) name: "none" trusts the peer at once, "ping" is
+// P2PNet's default protocol made fast: each side sends three
+// Trust{Protocol: "ping", Step: 1..3, Body: "Ping from <id>"} packets at
+// once and must receive the peer's three, in order. Like the original, ping
+// proves liveness only, not identity: any peer that can speak the protocol
+// becomes trusted.
+//
+// SharedKey ("sharedKey") is a mutual HMAC-SHA256 challenge-response that
+// proves each side holds the mesh's key. It needs the key, so it is not in
+// ProtocolByName: Resolver(key) returns the resolver a node is configured
+// with (node.Config.TrustProtocols), which serves the built-ins and a
+// SharedKey. Policy.Validate checks only that a protocol is named; the node
+// asks its resolver whether it can run it before installing a policy.
 package trust

@@ -144,8 +144,10 @@ type Policy struct {
 	AllowEnhancedPacketExchange bool
 	// RunTrustProtocol runs TrustProtocol on every new channel.
 	RunTrustProtocol bool
-	// TrustProtocol is the name of the trust protocol (see ProtocolByName):
-	// "none", "ping" or, later, "sharedKey".
+	// TrustProtocol is the name of the trust protocol: "none", "ping" or
+	// "sharedKey". The node resolves it to an implementation
+	// (node.Config.TrustProtocols, see Resolver) and refuses a policy whose
+	// protocol it cannot run.
 	TrustProtocol string
 
 	// Blocked rules deny the peers they match, in both directions. Block
@@ -160,7 +162,8 @@ type Policy struct {
 	Allowed []Rule
 }
 
-// Built-in trust protocol names, as on the wire and in metrics.
+// Names of the key-less built-in trust protocols, as on the wire and in
+// metrics (ProtocolSharedKey is beside SharedKey).
 const (
 	ProtocolNone = "none"
 	ProtocolPing = "ping"
@@ -196,9 +199,13 @@ func FailClosedPolicy() *Policy {
 
 // Validate returns an error wrapping ErrInvalidPolicy if a rule of p is
 // malformed (both or neither of identifier and CIDR, or an exception not
-// strictly inside its CIDR) or if p names an unknown trust protocol while
-// RunTrustProtocol is set. A Gate ignores malformed rules rather than
-// failing, so validate hand-built policies before use.
+// strictly inside its CIDR) or if RunTrustProtocol is set without a
+// TrustProtocol name. A Gate ignores malformed rules rather than failing,
+// so validate hand-built policies before use.
+//
+// Validate does not check that the protocol can run: whether a name is
+// implemented, and whether its key is available, is the resolver's answer
+// (node.Config.TrustProtocols), which the node asks before installing p.
 func (p *Policy) Validate() error {
 	if p.Mode != Enforce && p.Mode != Audit {
 		return fmt.Errorf("%w: mode %v", ErrInvalidPolicy, p.Mode)
@@ -213,10 +220,8 @@ func (p *Policy) Validate() error {
 			return fmt.Errorf("%w: allowed[%d] (%s): %w", ErrInvalidPolicy, i, r.Source, err)
 		}
 	}
-	if p.RunTrustProtocol {
-		if _, err := ProtocolByName(p.TrustProtocol); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
-		}
+	if p.RunTrustProtocol && p.TrustProtocol == "" {
+		return fmt.Errorf("%w: RunTrustProtocol is set but TrustProtocol names no protocol", ErrInvalidPolicy)
 	}
 	return nil
 }

@@ -30,6 +30,10 @@ func TestProtocolByName(t *testing.T) {
 			t.Errorf("ProtocolByName(%q) error = %v, want ErrUnknownProtocol", name, err)
 		}
 	}
+	// sharedKey needs a key: the error says where it comes from.
+	if _, err := trust.ProtocolByName("SharedKey"); err == nil || !strings.Contains(err.Error(), "incoming.trustProtocol.sharedKeyFile") {
+		t.Errorf("ProtocolByName(SharedKey) error = %v, want it to name sharedKeyFile", err)
+	}
 	if got := fmt.Sprint(trust.ProtocolNames()); got != "[none ping]" {
 		t.Errorf("ProtocolNames() = %s", got)
 	}
