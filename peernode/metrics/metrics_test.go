@@ -91,7 +91,7 @@ func TestPreinitialized(t *testing.T) {
 		"peermesh_node_packets_received_total":                       types,
 		"peermesh_node_bytes_sent_total":                             types,
 		"peermesh_node_bytes_received_total":                         types,
-		"peermesh_node_packets_dropped_total":                        6,
+		"peermesh_node_packets_dropped_total":                        7,
 		"peermesh_node_connections_rejected_total":                   10,
 		"peermesh_node_trust_handshakes_total":                       9,
 		"peermesh_node_policy_denials_total":                         12,
