@@ -56,6 +56,10 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"not YAML", []string{"--config", notYAML}, "--config"},
 		{"mesh conflict", []string{"--config", meshFile, "--mesh", "red"}, `--mesh "red" differs from meshName "blue"`},
 		{"kube mode", []string{"--kube-configmap", "ns/name"}, "--kube-configmap"},
+		{"dns port without name", []string{"--dns-port", "7946"}, "--dns-port needs --dns-name"},
+		{"dns port with srv", []string{"--dns-name", "mesh.ns.svc", "--dns-srv", "--dns-port", "1"}, "--dns-port"},
+		{"dns needs a fixed port", []string{"--dns-name", "mesh.ns.svc"}, "--dns-port"},
+		{"bad lan group", []string{"--listen", "127.0.0.1:7946", "--lan-discovery", "--lan-group", "10.0.0.1:7947"}, "--lan-group"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,10 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +26,7 @@ import (
 	"github.com/peermesh/peermesh/peernode"
 	"github.com/peermesh/peermesh/peernode/admin"
 	"github.com/peermesh/peermesh/peernode/channel"
+	"github.com/peermesh/peermesh/peernode/discovery"
 	"github.com/peermesh/peermesh/peernode/node"
 	"github.com/peermesh/peermesh/peernode/trust"
 	"github.com/peermesh/peermesh/peernode/wire"
@@ -40,6 +45,16 @@ type runOptions struct {
 	dataDir       string
 	logFormat     string
 	logLevel      string
+
+	// Discovery (docs/discovery.md).
+	dnsName      string
+	dnsPort      int
+	dnsSRV       bool
+	dnsInterval  time.Duration
+	dnsServer    string
+	lanDiscovery bool
+	lanGroup     string
+	lanInterface string
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
@@ -57,9 +72,19 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "`DIR` that keeps the generated node identifier")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.dnsName, "dns-name", "", "DNS `NAME` of a headless Service whose records list the peers (a trailing dot skips the search list)")
+	fs.IntVar(&o.dnsPort, "dns-port", 0, "peer `PORT` paired with the A/AAAA addresses of --dns-name (default: the --listen port)")
+	fs.BoolVar(&o.dnsSRV, "dns-srv", false, "resolve SRV records _peer._tcp.<--dns-name> (or --dns-name itself if it starts with _) instead of A/AAAA; ports come from the records")
+	fs.DurationVar(&o.dnsInterval, "dns-interval", discovery.DefaultDNSInterval, "mean period between DNS resolutions (jittered by ±20%)")
+	fs.StringVar(&o.dnsServer, "dns-server", "", "`HOST:PORT` of a DNS server to query instead of the system resolver")
+	fs.BoolVar(&o.lanDiscovery, "lan-discovery", false, "announce and discover peers by UDP multicast on the local network (outside Kubernetes)")
+	fs.StringVar(&o.lanGroup, "lan-group", discovery.DefaultLANGroup, "IPv4 multicast `GROUP:PORT` of --lan-discovery")
+	fs.StringVar(&o.lanInterface, "lan-interface", "", "network interface `NAME` for --lan-discovery (default: the system's choice)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("peernode run: unexpected argument %q", fs.Arg(0))
 	}
@@ -87,6 +112,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
 	if _, err := parseLevel(o.logLevel); err != nil {
+		return nil, err
+	}
+	if err := o.checkDiscoveryFlags(set); err != nil {
 		return nil, err
 	}
 	if o.kubeConfigMap != "" {
@@ -237,9 +265,14 @@ func nodeConfig(o *runOptions, id string, cfg *v1alpha1.PeerNodeConfiguration, r
 	if cfg.Discovery != nil {
 		seeds = append(seeds, cfg.Discovery.Seeds...)
 	}
+	protocols, err := trustProtocols(cfg, o.configFile, log)
+	if err != nil {
+		return node.Config{}, err
+	}
 	nc := node.Config{
 		ID: id, Mesh: mesh, ListenAddr: o.listen, AdvertiseAddr: o.advertise, Seeds: seeds,
-		Placement: placement, Channel: ch, Policy: policy, Registerer: reg, Logger: log,
+		Placement: placement, Channel: ch, Policy: policy, TrustProtocols: protocols,
+		Registerer: reg, Logger: log,
 	}
 	nc.Events.MessageReceived = func(c peernode.Channel, text string) {
 		log.Info("message received", "peer", c.Peer().ID(), "text", truncate(text, 200))
@@ -259,7 +292,70 @@ func nodeConfig(o *runOptions, id string, cfg *v1alpha1.PeerNodeConfiguration, r
 		return int(*v)
 	}
 	nc.MaxInbound, nc.MaxOutbound = capOf(lim.MaxInboundPeers), capOf(lim.MaxOutboundPeers)
+	if nc.Discoverers, err = discoverers(o, nc, reg, log); err != nil {
+		return node.Config{}, err
+	}
 	return nc, nil
+}
+
+// sharedKeyFileField names the configuration field of the key file in errors.
+const sharedKeyFileField = "incoming.trustProtocol.sharedKeyFile"
+
+// trustProtocols returns node.Config.TrustProtocols for cfg: the key-less
+// built-ins and, when the trust protocol is SharedKey, the SharedKey
+// protocol with the key read from sharedKeyFile. A relative sharedKeyFile is
+// relative to the directory of the --config file, as kubeconfig paths are,
+// so that the pair can move together. The key never goes into logs or
+// /debug/config (the configuration holds only its path).
+func trustProtocols(cfg *v1alpha1.PeerNodeConfiguration, configFile string, log *slog.Logger) (func(string) (peernode.TrustProtocol, error), error) {
+	tp := cfg.Incoming.TrustProtocol
+	if tp.Type != v1alpha1.TrustProtocolSharedKey {
+		return trust.Resolver(nil), nil
+	}
+	if tp.SharedKeyFile == "" {
+		if ref := tp.SharedKeySecretRef; ref != nil {
+			return nil, fmt.Errorf("--config: incoming.trustProtocol.sharedKeySecretRef (Secret %s/%s): the Secret is read in Kubernetes mode "+
+				"(--kube-configmap), which this build does not have yet; outside Kubernetes set %s to a file holding the key instead",
+				ref.Namespace, ref.Name, sharedKeyFileField)
+		}
+		return nil, fmt.Errorf("--config: %s: required with trustProtocol type SharedKey", sharedKeyFileField)
+	}
+	path := tp.SharedKeyFile
+	if !filepath.IsAbs(path) && configFile != "" {
+		path = filepath.Join(filepath.Dir(configFile), path)
+	}
+	key, err := readSharedKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %s: %w", sharedKeyFileField, err)
+	}
+	defer clear(key) // the SharedKey keeps its own copy
+	resolve := trust.Resolver(key)
+	if _, err := resolve(trust.ProtocolSharedKey); err != nil {
+		return nil, fmt.Errorf("--config: %s %s: %w", sharedKeyFileField, path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the shared key file is readable by other users; make it readable by the node's user only (chmod 600, or defaultMode: 0400 for a Secret volume)",
+			"file", path, "mode", fi.Mode().Perm().String())
+	}
+	log.Info("trust protocol sharedKey: key loaded", "file", path, "bytes", len(key))
+	return resolve, nil
+}
+
+// readSharedKey reads a key file. Trailing whitespace is not part of the
+// key: editors and `echo` add a newline, and one side's file having it while
+// the other's does not must not make the keys differ. Everything else,
+// leading whitespace included, is the key, byte for byte (a base64 text is
+// used as is, not decoded).
+func readSharedKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key := bytes.TrimRight(data, " \t\r\n")
+	if len(key) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return key, nil
 }
 
 // appliedConfig serves /debug/config.
@@ -325,4 +421,106 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("peernode stopped")
 	return runErr
+}
+
+// checkDiscoveryFlags validates the discovery flags; set holds the names of
+// the flags given on the command line.
+func (o *runOptions) checkDiscoveryFlags(set map[string]bool) error {
+	if o.dnsName == "" {
+		for _, name := range []string{"dns-port", "dns-srv", "dns-interval", "dns-server"} {
+			if set[name] {
+				return fmt.Errorf("--%s needs --dns-name", name)
+			}
+		}
+	} else {
+		switch {
+		case o.dnsSRV && set["dns-port"]:
+			return errors.New("--dns-port: not used with --dns-srv (SRV records carry the port)")
+		case set["dns-port"] && (o.dnsPort < 1 || o.dnsPort > 65535):
+			return fmt.Errorf("--dns-port %d: want 1-65535", o.dnsPort)
+		case !o.dnsSRV && !set["dns-port"] && o.listenPort() == 0:
+			return fmt.Errorf("--dns-port is required: --listen %s has no fixed port to pair with the DNS addresses", o.listen)
+		case o.dnsInterval <= 0:
+			return fmt.Errorf("--dns-interval %s: want a positive duration such as 10s", o.dnsInterval)
+		}
+		if o.dnsServer != "" {
+			if _, _, err := net.SplitHostPort(o.dnsServer); err != nil {
+				return fmt.Errorf("--dns-server %q: want HOST:PORT: %w", o.dnsServer, err)
+			}
+		}
+	}
+	if !o.lanDiscovery {
+		for _, name := range []string{"lan-group", "lan-interface"} {
+			if set[name] {
+				return fmt.Errorf("--%s needs --lan-discovery", name)
+			}
+		}
+		return nil
+	}
+	if g, err := netip.ParseAddrPort(o.lanGroup); err != nil || !g.Addr().Is4() || !g.Addr().IsMulticast() || g.Port() == 0 {
+		return fmt.Errorf("--lan-group %q: want an IPv4 multicast GROUP:PORT such as %s", o.lanGroup, discovery.DefaultLANGroup)
+	}
+	if _, port, _ := net.SplitHostPort(o.lanAddr()); port == "0" {
+		return errors.New("--lan-discovery: announcing needs a fixed port: set --listen HOST:PORT with a non-zero port, or --advertise")
+	}
+	return nil
+}
+
+// listenPort returns the port of --listen (0 when unset or invalid).
+func (o *runOptions) listenPort() int {
+	_, p, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return 0
+	}
+	port, _ := strconv.Atoi(p)
+	return port
+}
+
+// lanAddr is the address LAN discovery announces: --advertise (or the
+// POD_IP address derived from it), else --listen. An unspecified host
+// (0.0.0.0) is replaced by receivers with the datagram's source address.
+func (o *runOptions) lanAddr() string {
+	if o.advertise != "" {
+		return o.advertise
+	}
+	return o.listen
+}
+
+// discoverers builds node.Config.Discoverers from the discovery flags.
+func discoverers(o *runOptions, nc node.Config, reg prometheus.Registerer, log *slog.Logger) ([]peernode.Discoverer, error) {
+	if o.dnsName == "" && !o.lanDiscovery {
+		return nil, nil
+	}
+	m, err := discovery.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	var ds []peernode.Discoverer
+	if o.dnsName != "" {
+		port := o.dnsPort
+		if port == 0 && !o.dnsSRV {
+			port = o.listenPort()
+		}
+		d, err := discovery.NewDNS(discovery.DNSConfig{
+			Name: o.dnsName, Port: port, SRV: o.dnsSRV, Interval: o.dnsInterval,
+			Server: o.dnsServer, Logger: log, Metrics: m,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--dns-name: %w", err)
+		}
+		log.Info("DNS discovery enabled", "name", o.dnsName, "srv", o.dnsSRV, "port", port, "interval", o.dnsInterval)
+		ds = append(ds, d)
+	}
+	if o.lanDiscovery {
+		l, err := discovery.NewLAN(discovery.LANConfig{
+			ID: nc.ID, Mesh: nc.Mesh, Addr: o.lanAddr(), Group: o.lanGroup,
+			Interface: o.lanInterface, Logger: log, Metrics: m,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--lan-discovery: %w", err)
+		}
+		log.Info("LAN discovery enabled", "group", o.lanGroup, "interface", o.lanInterface, "announce", o.lanAddr())
+		ds = append(ds, l)
+	}
+	return ds, nil
 }

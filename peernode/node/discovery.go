@@ -33,7 +33,15 @@ func (n *Node) setDiscovered(source string, addrs []string) {
 	}
 	added := 0
 	for _, addr := range addrs {
-		if _, ok := n.targets[addr]; !ok && addr != n.advert {
+		if t, ok := n.targets[addr]; ok {
+			// Discovery vouches for the address now: it must not be
+			// evicted as an unreachable peer-exchange target.
+			if t.source == sourcePeerExchange {
+				t.source = source
+			}
+			continue
+		}
+		if addr != n.advert {
 			n.addTargetLocked(addr, source, "")
 			added++
 		}
