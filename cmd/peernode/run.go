@@ -42,6 +42,7 @@ type runOptions struct {
 	configFile    string
 	mesh          string
 	kubeConfigMap string
+	failClosed    bool
 	dataDir       string
 	logFormat     string
 	logLevel      string
@@ -68,7 +69,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 	fs.StringVar(&o.seeds, "seeds", "", "comma-separated `h:p,h:p` peers to dial at start")
 	fs.StringVar(&o.configFile, "config", "", "PeerNodeConfiguration YAML `FILE` (trust flags, block lists, limits, seeds)")
 	fs.StringVar(&o.mesh, "mesh", "", "mesh `NAME`; peers of other meshes are refused")
-	fs.StringVar(&o.kubeConfigMap, "kube-configmap", "", "`NS/NAME` of the mesh ConfigMap to follow through the Kubernetes API")
+	fs.StringVar(&o.kubeConfigMap, "kube-configmap", "", "`NS/NAME` of the mesh ConfigMap to follow through the Kubernetes API (default with POD_NAMESPACE and --mesh: $POD_NAMESPACE/peermesh-<mesh>)")
+	fs.BoolVar(&o.failClosed, "fail-closed", false, "Kubernetes mode: admit no inbound peer and report not Ready until the first configuration is applied")
 	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "`DIR` that keeps the generated node identifier")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -117,8 +119,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 	if err := o.checkDiscoveryFlags(set); err != nil {
 		return nil, err
 	}
-	if o.kubeConfigMap != "" {
-		return nil, errors.New("--kube-configmap: following a ConfigMap through the Kubernetes API is not part of this build yet; use --config FILE")
+	if _, _, _, err := kubeTarget(o); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -314,8 +316,8 @@ func trustProtocols(cfg *v1alpha1.PeerNodeConfiguration, configFile string, log 
 	}
 	if tp.SharedKeyFile == "" {
 		if ref := tp.SharedKeySecretRef; ref != nil {
-			return nil, fmt.Errorf("--config: incoming.trustProtocol.sharedKeySecretRef (Secret %s/%s): the Secret is read in Kubernetes mode "+
-				"(--kube-configmap), which this build does not have yet; outside Kubernetes set %s to a file holding the key instead",
+			return nil, fmt.Errorf("--config: incoming.trustProtocol.sharedKeySecretRef (Secret %s/%s): the Secret is read through the API in Kubernetes mode "+
+				"(--kube-configmap); outside Kubernetes set %s to a file holding the key instead",
 				ref.Namespace, ref.Name, sharedKeyFileField)
 		}
 		return nil, fmt.Errorf("--config: %s: required with trustProtocol type SharedKey", sharedKeyFileField)
@@ -364,6 +366,12 @@ type appliedConfig struct {
 	cfg *v1alpha1.PeerNodeConfiguration
 }
 
+func (a *appliedConfig) set(cfg *v1alpha1.PeerNodeConfiguration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfg = cfg
+}
+
 func (a *appliedConfig) AppliedConfig() (any, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -390,6 +398,16 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var km *kubeMode
+	if ns, name, ok, _ := kubeTarget(o); ok {
+		if km, err = newKubeMode(o, ns, name, log); err != nil {
+			return err
+		}
+		nc.TrustProtocols = km.resolver
+		if o.failClosed {
+			nc.Policy = trust.FailClosedPolicy()
+		}
+	}
 	n, err := node.New(nc)
 	if err != nil {
 		return err
@@ -403,7 +421,12 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--admin-listen %s: %w", o.adminListen, err)
 	}
 	applied := &appliedConfig{cfg: cfg}
-	srv := admin.New(n, reg, applied, nil, log)
+	var ready admin.ReadinessCheck
+	if km != nil {
+		km.start(n, applied)
+		ready = km.ready
+	}
+	srv := admin.New(n, reg, applied, ready, log)
 	log.Info("peernode starting", "version", version.Version, "id", id, "idSource", idSource,
 		"listen", n.AdvertiseAddr(), "admin", adminLn.Addr().String(), "mesh", nc.Mesh, "seeds", len(nc.Seeds))
 
@@ -414,6 +437,15 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		defer wg.Done()
 		adminErr <- srv.Serve(ctx, adminLn)
 	}()
+	if km != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := km.watcher.Run(ctx); err != nil {
+				log.Error("configuration watcher stopped", "err", err)
+			}
+		}()
+	}
 	runErr := n.Run(ctx)
 	wg.Wait()
 	if err := <-adminErr; err != nil && !errors.Is(err, context.Canceled) {
