@@ -98,7 +98,9 @@ func TestKubernetesMode(t *testing.T) {
 	cfg.Incoming.TrustProtocol = v1alpha1.NodeTrustProtocol{Type: v1alpha1.TrustProtocolSharedKey,
 		SharedKeySecretRef: &v1alpha1.NamespacedSecretKeyReference{Namespace: ns, Name: "mesh-key", Key: "key"}}
 	put(cfg)
-	waitFor(t, func() bool { return status(adminA, "/readyz") == http.StatusOK && status(adminB, "/readyz") == http.StatusOK }, "nodes not Ready after the first configuration")
+	waitFor(t, func() bool {
+		return status(adminA, "/readyz") == http.StatusOK && status(adminB, "/readyz") == http.StatusOK
+	}, "nodes not Ready after the first configuration")
 	waitFor(t, func() bool { return trustedPeers(t, adminA) == 1 && trustedPeers(t, adminB) == 1 }, "no trusted channel with the shared key from the Secret")
 	if !strings.Contains(metricsText(t, adminA), `peermesh_node_trust_handshakes_total{protocol="sharedKey",result="success"}`) {
 		t.Error("sharedKey handshake not counted")
