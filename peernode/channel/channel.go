@@ -38,7 +38,14 @@ type PeerChannel struct {
 	qclosed  bool          // the channel is closing: refuse new frames
 	space    chan struct{} // closed when the writer takes pending; nil while nobody waits
 	wake     chan struct{} // capacity 1: pending went from empty to not empty
-	inflight atomic.Int64  // frames of the batch being written
+	inflight atomic.Int64  // frames of the batch the writer is writing
+	// Direct writes (send.go): a sender that finds the queue empty and the
+	// writer idle may write its frame itself, without blocking.
+	direct     directWriter // nil until Run, and when the conn cannot do it
+	writing    bool         // a direct write is under way: the writer waits
+	tail       tailFrame    // pending starts with the rest of a frame a direct write cut
+	directRecv uint64       // packetsReceived at the last direct write
+	lastWrite  atomic.Int64 // monotonicNow() when the last write ended
 
 	state atomic.Uint32 // a peernode.ChannelState
 

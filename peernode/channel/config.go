@@ -14,10 +14,10 @@ const (
 	// DefaultSendQueueBytes bounds the bytes waiting for the writer, so that
 	// a queue of large frames cannot hold 1024 x 4 MiB.
 	DefaultSendQueueBytes = 4 << 20
-	// DefaultReadBufferSize is the size of the read buffer. Frames larger
-	// than the buffer are read straight into their payload, so a small
-	// buffer costs little throughput and keeps idle channels cheap.
-	DefaultReadBufferSize = 16 << 10
+	// DefaultReadBufferSize is the size of the read buffer of a channel
+	// with little traffic. It keeps idle channels cheap; busy channels
+	// borrow a larger buffer from a shared pool while they are busy.
+	DefaultReadBufferSize = 8 << 10
 	// DefaultHandshakeTimeout bounds the wait for the peer's Hello and the
 	// trust protocol.
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -50,7 +50,8 @@ type Config struct {
 	// wire.DefaultMaxFrameSize). Sends of larger payloads are refused, since
 	// a peer configured alike would close the channel on them.
 	MaxFrameSize uint32
-	// ReadBufferSize is the size of the read buffer (default 16 KiB).
+	// ReadBufferSize is the size of the read buffer of a quiet channel
+	// (default 8 KiB); a busy channel borrows a 256 KiB one while it is busy.
 	ReadBufferSize int
 
 	// HandshakeTimeout bounds the wait for the peer's Hello, and then the

@@ -26,10 +26,12 @@
 //
 // A channel runs one reader goroutine (started by Run), one writer (the
 // goroutine that calls Run) and, while the trust protocol runs, one trust
-// goroutine. Run joins them all before it returns. There is no polling: the
-// writer sleeps on a channel until a sender wakes it; the keepalive is a
-// ticker; the idle and handshake timeouts are read deadlines of the
-// connection; the drain is bounded by its write deadline.
+// goroutine; Run joins them all before it returns. (Senders answering on a
+// quiet channel may also write to the socket, without blocking: see
+// Sending.) There is no polling: the writer sleeps on a channel until a
+// sender wakes it; the keepalive is a ticker; the idle and handshake timeouts
+// are read deadlines of the connection; the drain is bounded by its write
+// deadline.
 //
 // # Sending
 //
@@ -40,16 +42,25 @@
 // per frame. The queue is bounded in frames and bytes: Send blocks until
 // there is room, its context ends or the channel closes; TrySend fails at once
 // with peernode.ErrQueueFull. SendPacket and TrySendPacket do the same for a
-// packet of concrete type without boxing it, and do not allocate.
+// packet of concrete type without boxing it, and do not allocate. On a quiet
+// channel, a frame sent in answer to one received (a Pong, a reply) is
+// written by its sender with a non-blocking write, which saves the switch to
+// the writer goroutine; what the socket does not take goes through the
+// writer.
 //
 // # Receiving
 //
-// The reader reads frames with a wire.Reader bounded by Config.MaxFrameSize.
-// After the handshake it asks Hooks.Admit about every packet, then handles
-// Ping (answers with a Pong), Pong (measures the RTT), Disconnect (closes
-// without answering) and Trust (feeds the trust protocol) itself, and passes
-// every other packet to Hooks.OnPacket, types without a built-in decoder as
-// wire.Raw. A malformed frame closes only this channel, with protocol_error;
+// The reader reads frames with a wire.Reader bounded by Config.MaxFrameSize,
+// through a small read buffer (Config.ReadBufferSize) that keeps idle
+// channels cheap; while reads keep filling it, the channel borrows a 64 KiB,
+// then a 256 KiB buffer from a shared pool, and gives it back once traffic
+// slows down.
+//
+// After the handshake the reader asks Hooks.Admit about every packet, then
+// handles Ping (answers with a Pong), Pong (measures the RTT), Disconnect
+// (closes without answering) and Trust (feeds the trust protocol) itself,
+// and passes every other packet to Hooks.OnPacket, types without a built-in
+// decoder as wire.Raw. A malformed frame closes only this channel, with protocol_error;
 // an unknown packet type is never fatal. The reader never blocks on the send
 // queue: a Pong that finds it full is dropped.
 package channel

@@ -25,12 +25,12 @@ const (
 // Hooks are the callbacks through which the node and its metrics follow a
 // channel. Every field is optional. Hooks run synchronously on the goroutine
 // named below, so a slow hook slows that goroutine only: the reader for
-// receive-side hooks (one packet at a time per channel), the writer for
-// OnFrameSent.
+// receive-side hooks (one packet at a time per channel), the goroutine that
+// wrote the frame for OnFrameSent.
 //
 // Hooks may call any method of the channel, Close included, with two
 // exceptions: OnFrameSent and OnFrameReceived are metric hooks that must
-// return quickly and must not call Send or Close (OnFrameSent runs on the
+// return quickly and must not call Send or Close (OnFrameSent may run on the
 // writer, which Close waits for).
 type Hooks struct {
 	// OnHello is called on the reader with the peer's Hello, once the
@@ -71,8 +71,11 @@ type Hooks struct {
 	// a keepalive Ping.
 	OnRTT func(c *PeerChannel, rtt time.Duration)
 
-	// OnFrameSent is called on the writer for every frame written, with the
-	// frame size (header included).
+	// OnFrameSent is called for every frame written, with the frame size
+	// (header included), once the frame is whole on the socket. It runs on
+	// the goroutine that wrote the end of the frame: usually the writer, or
+	// the sender (a handler on the reader, for replies) that wrote it
+	// directly, so it may be called concurrently; metric counters are fine.
 	OnFrameSent func(t wire.Type, bytes int)
 	// OnFrameReceived is called on the reader for every frame read, before
 	// Admit, with the frame size (header included).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/peermesh/peermesh/peernode"
@@ -16,9 +17,13 @@ import (
 // connReader is the reader's view of the connection. Each read re-arms the
 // idle timeout as a read deadline and touches the peer when bytes arrive:
 // once per system call rather than per frame, and with no timer of its own.
+// It also tells the read buffer whether to grow or shrink (see readBuffer).
 type connReader struct {
 	c    *PeerChannel
 	idle time.Duration // 0 until the handshake is over, and when disabled
+
+	fullReads int // consecutive reads that filled the slice they were given
+	lastRead  int // bytes returned by the last read
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
@@ -29,7 +34,82 @@ func (r *connReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		r.c.peer.Touch(time.Now())
 	}
+	if n == len(p) {
+		r.fullReads++
+	} else {
+		r.fullReads = 0
+	}
+	r.lastRead = n
 	return n, err
+}
+
+// bigReadBufferSizes are the read buffers of busy channels. Reading a busy
+// socket in large chunks saves system calls, most of the cost of a bulk
+// transfer, but 10,000 idle channels cannot each hold a large buffer, so busy
+// channels borrow them from pools, a size at a time while reads keep filling
+// them, and give them back when traffic slows down.
+var bigReadBufferSizes = [...]int{64 << 10, 256 << 10}
+
+var bigReadBuffers [len(bigReadBufferSizes)]sync.Pool
+
+func init() {
+	for i, size := range bigReadBufferSizes {
+		bigReadBuffers[i].New = func() any { return bufio.NewReaderSize(nil, size) }
+	}
+}
+
+// readBuffer is the reader's frame source: a wire.Reader over a small
+// bufio.Reader of its own (Config.ReadBufferSize), switched to a bigger pooled
+// one after two reads filled the current one, and back to the small one as
+// soon as a read returns less than the small buffer holds. It switches only
+// between frames and with nothing buffered, so no byte moves between buffers.
+type readBuffer struct {
+	cr       *connReader
+	small    *bufio.Reader
+	cur      *bufio.Reader // small, or a pooled buffer of size bigReadBufferSizes[level]
+	level    int           // -1 while the small buffer is in use
+	maxFrame uint32
+	*wire.Reader
+}
+
+func newReadBuffer(cr *connReader, size int, maxFrame uint32) *readBuffer {
+	rb := &readBuffer{cr: cr, small: bufio.NewReaderSize(cr, size), level: -1, maxFrame: maxFrame}
+	rb.use(rb.small)
+	return rb
+}
+
+// adapt switches buffers if traffic calls for it. It is called between
+// frames: its cost when nothing changes is two comparisons.
+func (rb *readBuffer) adapt() {
+	switch {
+	case rb.cr.fullReads >= 2 && rb.level < len(bigReadBufferSizes)-1 && rb.cur.Buffered() == 0:
+		next := rb.level + 1
+		rb.release()
+		rb.level = next
+		big := bigReadBuffers[next].Get().(*bufio.Reader)
+		big.Reset(rb.cr)
+		rb.use(big)
+		rb.cr.fullReads = 0 // two more full reads before the next step
+	case rb.level >= 0 && rb.cr.lastRead < rb.small.Size() && rb.cur.Buffered() == 0:
+		rb.release()
+		rb.small.Reset(rb.cr)
+		rb.use(rb.small)
+	}
+}
+
+func (rb *readBuffer) use(br *bufio.Reader) {
+	rb.cur = br
+	rb.Reader = wire.NewReader(br, rb.maxFrame)
+}
+
+// release returns the pooled buffer in use, if any.
+func (rb *readBuffer) release() {
+	if rb.level >= 0 {
+		rb.cur.Reset(nil)
+		bigReadBuffers[rb.level].Put(rb.cur)
+		rb.cur = nil
+		rb.level = -1
+	}
 }
 
 // readLoop is the reader goroutine: the handshake, then one frame at a time
@@ -40,12 +120,14 @@ func (r *connReader) Read(p []byte) (int, error) {
 func (c *PeerChannel) readLoop(ctx context.Context) {
 	defer close(c.readerDone)
 	cr := &connReader{c: c}
-	r := wire.NewReader(bufio.NewReaderSize(cr, c.cfg.ReadBufferSize), c.cfg.MaxFrameSize)
-	if !c.handshake(ctx, r, cr) {
+	r := newReadBuffer(cr, c.cfg.ReadBufferSize, c.cfg.MaxFrameSize)
+	defer r.release()
+	if !c.handshake(ctx, r.Reader, cr) {
 		c.discardInput(cr)
 		return
 	}
 	for {
+		r.adapt()
 		c.readerBusy.Store(false)
 		f, err := r.ReadFrame()
 		c.readerBusy.Store(true) // before State: see linger
@@ -159,12 +241,14 @@ func (c *PeerChannel) handle(ctx context.Context, f wire.Frame) error {
 		return errors.New("channel: unexpected Hello on an open channel")
 	}
 
-	var p wire.Packet = wire.Raw{T: t, Payload: f.Payload}
+	var p wire.Packet
 	if t.IsKnown() {
 		var err error
 		if p, err = wire.DecodePayload(t, f.Payload); err != nil {
 			return err
 		}
+	} else {
+		p = wire.Raw{T: t, Payload: f.Payload}
 	}
 	if fn := c.hooks.OnPacket; fn != nil {
 		fn(ctx, c, p)

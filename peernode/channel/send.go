@@ -2,7 +2,9 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/peermesh/peermesh/peernode"
 	"github.com/peermesh/peermesh/peernode/wire"
@@ -21,6 +23,12 @@ import (
 // channel created by the first waiter and closed by the writer when it takes
 // the buffer: one broadcast wakes every waiter, and nothing is allocated
 // while nobody waits.
+//
+// One shortcut: a sender that answers on a quiet channel (see canWriteDirect)
+// writes its frame itself with a non-blocking write instead of waking the
+// writer, which takes a goroutine switch off each round trip. What the
+// socket does not take at once stays queued for the writer, as does every
+// frame queued behind it.
 
 // Send implements peernode.Channel. p is validated (wire.Validate) and its
 // payload checked against Config.MaxFrameSize before it is queued. Send
@@ -147,11 +155,72 @@ func (c *PeerChannel) commit(t wire.Type, start int) error {
 	}
 	c.frames++
 	first := c.frames == 1
+	if first && c.canWriteDirect() {
+		c.writeDirect()
+		return nil
+	}
 	c.qmu.Unlock()
 	if first {
 		c.signalWriter()
 	}
 	return nil
+}
+
+// directQuietTime is how long the socket must have been quiet for a sender
+// to write directly: a sender that comes sooner is part of a stream, whose
+// frames the writer coalesces. (A variable for tests.)
+var directQuietTime = 5 * time.Microsecond
+
+// canWriteDirect reports, under c.qmu, whether the sender of the one frame
+// queued may write it itself rather than wake the writer: only when the
+// writer is idle, the socket quiet for directQuietTime, and as the first
+// write since a frame arrived. A write that follows a read on a quiet channel
+// is usually an answer (a Pong, a reply, the next step of an exchange), whose
+// latency the goroutine switch to the writer would make much longer; a stream
+// of writes, or writes with nothing read in between, is bulk, which goes
+// through the writer so that it is coalesced into few system calls.
+func (c *PeerChannel) canWriteDirect() bool {
+	return c.direct != nil && !c.writing && c.tail.n == 0 && c.inflight.Load() == 0 &&
+		c.packetsReceived.Load() != c.directRecv &&
+		monotonicNow()-c.lastWrite.Load() >= int64(directQuietTime)
+}
+
+// writeDirect writes what is queued (one frame) from the sender's goroutine
+// with a non-blocking write, and leaves what the socket did not take to the
+// writer. It is called with c.qmu held, and releases it. The writer does not
+// touch the queue meanwhile (c.writing), and other senders may append behind
+// the frame being written.
+func (c *PeerChannel) writeDirect() {
+	end := len(c.pending)
+	batch := c.pending[:end:end]
+	c.writing = true
+	c.directRecv = c.packetsReceived.Load()
+	c.qmu.Unlock()
+
+	written, err := c.direct.tryWrite(batch)
+	c.lastWrite.Store(monotonicNow())
+	frames, tail := c.account(batch, written, tailFrame{})
+
+	c.qmu.Lock()
+	c.writing = false
+	c.pending = c.pending[:copy(c.pending, c.pending[written:])]
+	c.frames -= frames
+	c.tail = tail
+	var space chan struct{}
+	if frames > 0 {
+		space, c.space = c.space, nil
+	}
+	wake := c.frames > 0 || c.qclosed // the writer may be waiting for us
+	c.qmu.Unlock()
+	if space != nil {
+		close(space)
+	}
+	if wake {
+		c.signalWriter()
+	}
+	if err != nil {
+		c.beginClose(peernode.CloseReason{Label: peernode.CloseConnectionLost, Text: err.Error(), Remote: true}, err, false)
+	}
 }
 
 // signalWriter wakes the writer without blocking: a token already waiting
@@ -168,7 +237,7 @@ func (c *PeerChannel) signalWriter() {
 // is dropped and counted, since the reader must not wait for the writer.
 func sendControl[P wire.Packet](c *PeerChannel, p P) {
 	err := enqueue(context.Background(), c, p, false)
-	if err == peernode.ErrQueueFull && c.hooks.OnDropped != nil {
+	if errors.Is(err, peernode.ErrQueueFull) && c.hooks.OnDropped != nil {
 		c.hooks.OnDropped(DropSendQueueFull)
 	}
 }

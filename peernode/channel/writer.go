@@ -46,6 +46,9 @@ func (c *PeerChannel) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		c.beginClose(closeReason(peernode.CloseShutdown, wire.DisconnectShutdown, "node shutting down"), nil, true)
 	})
+	c.qmu.Lock()
+	c.direct = newDirectWriter(c.conn)
+	c.qmu.Unlock()
 	handlerCtx, cancel := context.WithCancel(ctx)
 	go c.readLoop(handlerCtx)
 
@@ -76,9 +79,9 @@ func (c *PeerChannel) writeLoop() (spare []byte, ok bool) {
 	}
 	for {
 		c.qmu.Lock()
-		if c.frames > 0 {
-			batch, n := c.pending, c.frames
-			c.pending, c.frames = spare[:0], 0
+		if c.frames > 0 && !c.writing {
+			batch, n, tail := c.pending, c.frames, c.tail
+			c.pending, c.frames, c.tail = spare[:0], 0, tailFrame{}
 			space := c.space
 			c.space = nil
 			c.inflight.Store(int64(n))
@@ -86,7 +89,7 @@ func (c *PeerChannel) writeLoop() (spare []byte, ok bool) {
 			if space != nil {
 				close(space) // room for a whole queue again
 			}
-			err := c.writeBatch(batch, n)
+			err := c.writeBatch(batch, n, tail)
 			if err != nil {
 				c.beginClose(peernode.CloseReason{Label: peernode.CloseConnectionLost, Text: err.Error(), Remote: true}, err, false)
 				return nil, false
@@ -96,6 +99,8 @@ func (c *PeerChannel) writeLoop() (spare []byte, ok bool) {
 		}
 		c.qmu.Unlock()
 
+		// Nothing to write, or a sender is writing directly and will wake
+		// this goroutine if it leaves anything behind.
 		select {
 		case <-c.wake:
 		case <-c.closing:
@@ -125,7 +130,7 @@ const keepBuffer = 64 << 10
 // one reallocation per period.
 func (c *PeerChannel) shrink(spare []byte) []byte {
 	c.qmu.Lock()
-	if c.frames == 0 && cap(c.pending) > keepBuffer {
+	if c.frames == 0 && !c.writing && cap(c.pending) > keepBuffer {
 		c.pending = nil
 	}
 	c.qmu.Unlock()
@@ -145,15 +150,20 @@ func (c *PeerChannel) drain(spare []byte, withReader bool) {
 	reason, disconnect := c.reason, c.sendDisconnect
 	c.mu.Unlock()
 	c.qmu.Lock()
-	batch, n := c.pending, c.frames
-	c.pending, c.frames = spare[:0], 0
+	for c.writing { // a direct write ends at once, and wakes this goroutine
+		c.qmu.Unlock()
+		<-c.wake
+		c.qmu.Lock()
+	}
+	batch, n, tail := c.pending, c.frames, c.tail
+	c.pending, c.frames, c.tail = spare[:0], 0, tailFrame{}
 	c.qmu.Unlock()
 
 	if disconnect {
 		batch = wire.AppendFrame(batch, wire.Disconnect{Code: reason.Code, Reason: disconnectText(reason)})
 		n++
 	}
-	if len(batch) > 0 && c.writeBatch(batch, n) != nil {
+	if len(batch) > 0 && c.writeBatch(batch, n, tail) != nil {
 		return // the stream is broken, possibly inside a frame: nothing more to say
 	}
 	if disconnect && withReader {
@@ -188,36 +198,70 @@ func (c *PeerChannel) linger() {
 	}
 }
 
-// writeBatch writes n frames in one Write and accounts for those written
-// whole, before it reports them to OnFrameSent, which needs each frame's type
-// and size: the headers in the batch give them.
-func (c *PeerChannel) writeBatch(batch []byte, n int) error {
+// writeBatch writes n frames in one Write (the first of them possibly cut
+// by a direct write: tail) and accounts for what it wrote.
+func (c *PeerChannel) writeBatch(batch []byte, n int, tail tailFrame) error {
 	written, err := c.conn.Write(batch)
-	c.inflight.Store(0)
-	if err == nil {
+	c.lastWrite.Store(monotonicNow())
+	if err == nil && tail.n == 0 && c.hooks.OnFrameSent == nil {
 		c.bytesSent.Add(uint64(len(batch)))
 		c.packetsSent.Add(uint64(n))
-	}
-	fn := c.hooks.OnFrameSent
-	if err == nil && fn == nil {
+		c.inflight.Store(0)
 		return nil
 	}
-	var frames, bytes uint64
-	for off := 0; off+wire.HeaderSize <= written; {
-		end := off + wire.HeaderSize + int(binary.BigEndian.Uint32(batch[off+4:off+8]))
-		if end > written {
-			break
+	c.inflight.Store(0) // the socket is free for a direct write while the hooks run
+	c.account(batch, written, tail)
+	return err
+}
+
+// tailFrame describes the bytes at the start of the queue that end a frame
+// whose beginning a direct write sent: they must go out before anything
+// else, and the frame counts as sent once they have.
+type tailFrame struct {
+	n    int       // bytes of the frame not yet written
+	t    wire.Type // the frame's type
+	size int       // the whole frame's size
+}
+
+// account adds the first written bytes of batch, which starts with tail, to
+// the counters, then reports every frame they completed to OnFrameSent. It
+// returns the number of frames completed and the tail of the frame cut by
+// the end of the write, if any. Frames are found by their headers, which is
+// cheap: a batch holds whole frames after its tail.
+func (c *PeerChannel) account(batch []byte, written int, tail tailFrame) (int, tailFrame) {
+	frames, rest := walkFrames(batch, written, tail, nil)
+	c.bytesSent.Add(uint64(written))
+	c.packetsSent.Add(uint64(frames))
+	if fn := c.hooks.OnFrameSent; fn != nil {
+		walkFrames(batch, written, tail, fn)
+	}
+	return frames, rest
+}
+
+// walkFrames calls fn (if not nil) for every frame of batch that its first
+// written bytes complete, and returns their count and the tail left by the
+// last frame if the write ended inside it.
+func walkFrames(batch []byte, written int, tail tailFrame, fn func(wire.Type, int)) (int, tailFrame) {
+	frames, off := 0, 0
+	if tail.n > 0 {
+		if written < tail.n {
+			return 0, tailFrame{n: tail.n - written, t: tail.t, size: tail.size}
 		}
 		if fn != nil {
-			fn(wire.Type(batch[off+1]), end-off)
+			fn(tail.t, tail.size)
+		}
+		frames, off = 1, tail.n
+	}
+	for off < written {
+		size := wire.HeaderSize + int(binary.BigEndian.Uint32(batch[off+4:off+8]))
+		if off+size > written {
+			return frames, tailFrame{n: off + size - written, t: wire.Type(batch[off+1]), size: size}
+		}
+		if fn != nil {
+			fn(wire.Type(batch[off+1]), size)
 		}
 		frames++
-		bytes += uint64(end - off)
-		off = end
+		off += size
 	}
-	if err != nil {
-		c.bytesSent.Add(bytes)
-		c.packetsSent.Add(frames)
-	}
-	return err
+	return frames, tailFrame{}
 }
