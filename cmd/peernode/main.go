@@ -1,8 +1,9 @@
 // Command peernode is the peermesh node daemon and its command-line client.
 //
 //	peernode run --listen HOST:PORT --admin-listen HOST:PORT [--id ID] [--seeds h:p,h:p]
-//	             [--config FILE] [--mesh NAME]
+//	             [--config FILE] [--mesh NAME] [--receive-dir DIR]
 //	peernode send --admin HOST:PORT (--to ID | --all) MESSAGE
+//	peernode send-file --admin HOST:PORT (--to ID | --all) [--wait] FILE
 //	peernode explain --admin HOST:PORT [--id ID] [--addr IP[:PORT]]
 //	peernode version
 package main
@@ -39,6 +40,7 @@ const usage = `peernode: the peermesh node daemon
 Commands:
   run       run a node (see peernode run -h)
   send      send a message to one peer or to all trusted peers through a running node's admin endpoint
+  send-file send a file (read by the node) to one peer or to all trusted peers, verified by SHA-256
   explain   ask a running node whether a peer would be admitted, and by which rule
   version   print the version
 `
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runNode(ctx, args[1:], stderr)
 	case "send":
 		return sendCommand(ctx, args[1:], stdout, stderr)
+	case "send-file":
+		return sendFileCommand(ctx, args[1:], stdout, stderr)
 	case "explain":
 		return explainCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

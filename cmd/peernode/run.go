@@ -28,6 +28,7 @@ import (
 	"github.com/peermesh/peermesh/peernode/channel"
 	"github.com/peermesh/peermesh/peernode/discovery"
 	"github.com/peermesh/peermesh/peernode/node"
+	"github.com/peermesh/peermesh/peernode/transfer"
 	"github.com/peermesh/peermesh/peernode/trust"
 	"github.com/peermesh/peermesh/peernode/wire"
 )
@@ -44,6 +45,7 @@ type runOptions struct {
 	kubeConfigMap string
 	failClosed    bool
 	dataDir       string
+	receiveDir    string
 	logFormat     string
 	logLevel      string
 
@@ -72,6 +74,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 	fs.StringVar(&o.kubeConfigMap, "kube-configmap", "", "`NS/NAME` of the mesh ConfigMap to follow through the Kubernetes API (default with POD_NAMESPACE and --mesh: $POD_NAMESPACE/peermesh-<mesh>)")
 	fs.BoolVar(&o.failClosed, "fail-closed", false, "Kubernetes mode: admit no inbound peer and report not Ready until the first configuration is applied")
 	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "`DIR` that keeps the generated node identifier")
+	fs.StringVar(&o.receiveDir, "receive-dir", "", "`DIR` where files received from peers are stored (default <data-dir>/received; \"\" after an explicit --receive-dir= disables receiving)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.dnsName, "dns-name", "", "DNS `NAME` of a headless Service whose records list the peers (a trailing dot skips the search list)")
@@ -89,6 +92,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("peernode run: unexpected argument %q", fs.Arg(0))
+	}
+	if !set["receive-dir"] {
+		o.receiveDir = filepath.Join(o.dataDir, "received")
 	}
 	for name, v := range map[string]string{"--listen": o.listen, "--admin-listen": o.adminListen} {
 		if _, _, err := net.SplitHostPort(v); err != nil {
@@ -416,6 +422,10 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Warn("listening on an unspecified address and no --advertise (or POD_IP) given: peers learn an address they cannot dial", "listen", n.AdvertiseAddr())
 	}
 	n.Metrics().BuildInfo.WithLabelValues(version.Version).Set(1)
+	files, err := transfer.New(n, transfer.Config{ReceiveDir: o.receiveDir, Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
 	adminLn, err := net.Listen("tcp", o.adminListen)
 	if err != nil {
 		return fmt.Errorf("--admin-listen %s: %w", o.adminListen, err)
@@ -427,8 +437,10 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		ready = km.ready
 	}
 	srv := admin.New(n, reg, applied, ready, log)
+	srv.EnableFileTransfers(files)
 	log.Info("peernode starting", "version", version.Version, "id", id, "idSource", idSource,
-		"listen", n.AdvertiseAddr(), "admin", adminLn.Addr().String(), "mesh", nc.Mesh, "seeds", len(nc.Seeds))
+		"listen", n.AdvertiseAddr(), "admin", adminLn.Addr().String(), "mesh", nc.Mesh, "seeds", len(nc.Seeds),
+		"receiveDir", o.receiveDir)
 
 	var wg sync.WaitGroup
 	adminErr := make(chan error, 1)
@@ -436,6 +448,11 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() {
 		defer wg.Done()
 		adminErr <- srv.Serve(ctx, adminLn)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = files.Run(ctx) // returns once ctx ends and its transfers are over
 	}()
 	if km != nil {
 		wg.Add(1)

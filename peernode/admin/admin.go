@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/peermesh/peermesh/peernode"
 	"github.com/peermesh/peermesh/peernode/node"
+	"github.com/peermesh/peermesh/peernode/transfer"
 	"github.com/peermesh/peermesh/peernode/wire"
 )
 
@@ -37,6 +40,7 @@ type Server struct {
 	ready    ReadinessCheck
 	log      *slog.Logger
 	mux      *http.ServeMux
+	files    *transfer.Service // nil until EnableFileTransfers
 }
 
 // New returns the admin server for n. gatherer serves /metrics; config and
@@ -256,4 +260,86 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// EnableFileTransfers serves file transfers through svc: POST /v1/files
+// starts sending a file of this node's file system to one peer or to every
+// trusted peer, and GET /debug/transfers lists running and recent
+// transfers. Call it before Serve.
+func (s *Server) EnableFileTransfers(svc *transfer.Service) {
+	s.files = svc
+	s.mux.HandleFunc("POST /v1/files", s.sendFile)
+	s.mux.HandleFunc("GET /debug/transfers", s.transfers)
+}
+
+// FileRequest is the body of POST /v1/files: exactly one of To and All, and
+// the absolute Path of a regular file that the node itself reads.
+type FileRequest struct {
+	To   string `json:"to,omitempty"`
+	All  bool   `json:"all,omitempty"`
+	Path string `json:"path"`
+}
+
+// TransfersResponse is the body of GET /debug/transfers and of a
+// successful POST /v1/files (the transfers it started).
+type TransfersResponse struct {
+	Transfers []transfer.Info `json:"transfers"`
+}
+
+// sendFile answers POST /v1/files. The daemon reads the path with its own
+// permissions, so only loopback clients may ask, whatever address the admin
+// server listens on.
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request) {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
+		writeError(w, http.StatusForbidden, errors.New("file transfers can only be started from loopback"))
+		return
+	}
+	var req FileRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("invalid request: %w", err))
+		return
+	}
+	if (req.To == "") == !req.All {
+		writeError(w, http.StatusBadRequest, errors.New("give exactly one of \"to\" and \"all\""))
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("path %q is not absolute: the node resolves it in its own file system", req.Path))
+		return
+	}
+	var started []*transfer.Transfer
+	var err error
+	if req.All {
+		started, err = s.files.Broadcast(r.Context(), req.Path)
+	} else {
+		var t *transfer.Transfer
+		if t, err = s.files.Send(r.Context(), req.To, req.Path); err == nil {
+			started = []*transfer.Transfer{t}
+		}
+	}
+	if err != nil {
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, node.ErrNoChannel), errors.Is(err, transfer.ErrNoPeers):
+			status = http.StatusNotFound
+		case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission),
+			errors.Is(err, transfer.ErrInvalidName), errors.Is(err, transfer.ErrNotRegularFile):
+			status = http.StatusBadRequest
+		case errors.Is(err, transfer.ErrNotRunning):
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, err)
+		return
+	}
+	resp := TransfersResponse{Transfers: make([]transfer.Info, 0, len(started))}
+	for _, t := range started {
+		resp.Transfers = append(resp.Transfers, t.Info())
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+func (s *Server) transfers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, TransfersResponse{Transfers: s.files.Transfers()})
 }
