@@ -3,7 +3,7 @@
 // (raw TCP on loopback, or length-prefixed framed TCP through a buffered
 // writer for small messages), so ratios hold whatever machine runs it.
 //
-//	go run ./test/bench [-quick] [-only codec,bulk,small,rtt,mesh]
+//	go run ./test/bench [-quick] [-only codec,bulk,small,rtt,mesh,transfer]
 package main
 
 import (
@@ -28,7 +28,7 @@ func record(r result) {
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller runs (for CI smoke checks); figures are noisier")
-	only := flag.String("only", "", "comma-separated subset: codec,bulk,small,rtt,mesh")
+	only := flag.String("only", "", "comma-separated subset: codec,bulk,small,rtt,mesh,transfer")
 	flag.Parse()
 	want := func(name string) bool {
 		return *only == "" || strings.Contains(","+*only+",", ","+name+",")
@@ -47,6 +47,7 @@ func main() {
 		{"small", benchSmall},
 		{"rtt", benchRTT},
 		{"mesh", benchMesh},
+		{"transfer", benchTransfer},
 	}
 	for _, s := range steps {
 		if !want(s.name) {
