@@ -130,8 +130,7 @@ func TestKubernetesMode(t *testing.T) {
 	// An invalid configuration is refused; the last good one stays.
 	var before struct{ Generation string }
 	getJSONInto(t, adminA, "/debug/config", &before)
-	bad := &corev1.ConfigMap{}
-	bad, err = cmClient.Get(ctx, "peermesh-blue", metav1.GetOptions{})
+	bad, err := cmClient.Get(ctx, "peermesh-blue", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

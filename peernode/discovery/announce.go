@@ -70,7 +70,7 @@ func (a announcement) validate() error {
 		return fmt.Errorf("%w: addr longer than %d bytes", errMalformed, wire.MaxAddrLen)
 	}
 	if err := checkHostPort(a.Addr); err != nil {
-		return fmt.Errorf("%w: addr: %v", errMalformed, err)
+		return fmt.Errorf("%w: addr: %w", errMalformed, err)
 	}
 	return nil
 }

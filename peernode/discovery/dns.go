@@ -132,7 +132,7 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 		d.resolver = cfg.Resolver
 	case cfg.Server != "":
 		if _, _, err := net.SplitHostPort(cfg.Server); err != nil {
-			return nil, fmt.Errorf("%w: DNS server %q: want HOST:PORT: %v", ErrInvalidConfig, cfg.Server, err)
+			return nil, fmt.Errorf("%w: DNS server %q: want HOST:PORT: %w", ErrInvalidConfig, cfg.Server, err)
 		}
 		d.resolver = NewResolver(cfg.Server)
 	default:

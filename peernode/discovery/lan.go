@@ -99,14 +99,14 @@ func NewLAN(cfg LANConfig) (*LAN, error) {
 	if err != nil || group.Port() == 0 {
 		return nil, fmt.Errorf("%w: LAN group %q: want IP:PORT", ErrInvalidConfig, cfg.Group)
 	}
-	if cfg.PacketConn == nil && !(group.Addr().Is4() && group.Addr().IsMulticast()) {
+	if cfg.PacketConn == nil && (!group.Addr().Is4() || !group.Addr().IsMulticast()) {
 		return nil, fmt.Errorf("%w: LAN group %q: want an IPv4 multicast address (224.0.0.0/4), such as %s", ErrInvalidConfig, cfg.Group, DefaultLANGroup)
 	}
 	l := &LAN{cfg: cfg, group: group, metrics: orUnregistered(cfg.Metrics)}
 	l.metrics.initLAN()
 	a := announcement{Mesh: cfg.Mesh, ID: cfg.ID, Addr: cfg.Addr}
 	if l.hello, err = appendAnnouncement(nil, a); err != nil {
-		return nil, fmt.Errorf("%w: LAN announcement (ID %q, address %q): %v", ErrInvalidConfig, cfg.ID, cfg.Addr, err)
+		return nil, fmt.Errorf("%w: LAN announcement (ID %q, address %q): %w", ErrInvalidConfig, cfg.ID, cfg.Addr, err)
 	}
 	a.Leaving = true
 	l.goodbye, _ = appendAnnouncement(nil, a)

@@ -62,7 +62,9 @@ func benchMesh(scale int) error {
 	took := time.Since(start)
 	cancel()
 	for range nodes {
-		<-done
+		if err := <-done; err != nil {
+			return err
+		}
 	}
 	record(result{name: fmt.Sprintf("%d nodes to full trusted mesh from one seed", size), value: took.Round(time.Millisecond).String(),
 		baseline: "-", ratio: "-", target: "< 5 s (100 nodes)", verdict: verdict(took < 5*time.Second)})

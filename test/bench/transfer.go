@@ -67,8 +67,11 @@ func benchTransfer(scale int) error {
 	defer func() {
 		cancel()
 		for range 2 {
-			<-doneA
-			<-doneB
+			for _, c := range []chan error{doneA, doneB} {
+				if err := <-c; err != nil {
+					fmt.Fprintln(os.Stderr, "bench: transfer node:", err)
+				}
+			}
 		}
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -89,7 +92,7 @@ func benchTransfer(scale int) error {
 	rate := float64(size) / time.Since(start).Seconds()
 	record(result{name: fmt.Sprintf("file transfer, %d MiB, SHA-256 verified", size>>20), value: mbps(rate),
 		baseline: fmt.Sprintf("raw TCP copy %s (hashing both ends %s)", mbps(raw), mbps(rawHashed)),
-		ratio: fmt.Sprintf("%.0f %% (%.0f %%)", 100*rate/raw, 100*rate/rawHashed), target: "reported", verdict: "-"})
+		ratio:    fmt.Sprintf("%.0f %% (%.0f %%)", 100*rate/raw, 100*rate/rawHashed), target: "reported", verdict: "-"})
 	return nil
 }
 

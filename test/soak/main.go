@@ -95,7 +95,9 @@ func run(duration time.Duration, coreN, churnN int, interval, ttl time.Duration)
 	defer func() {
 		for _, r := range append(cores, churners...) {
 			r.stop()
-			<-r.done
+			if err := <-r.done; err != nil {
+				fmt.Fprintln(os.Stderr, "soak: node stopped with", err)
+			}
 		}
 	}()
 
@@ -110,7 +112,9 @@ func run(duration time.Duration, coreN, churnN int, interval, ttl time.Duration)
 		old := churners[0]
 		churners = churners[1:]
 		old.stop()
-		<-old.done
+		if err := <-old.done; err != nil {
+			return fmt.Errorf("node %s: %w", old.n.ID(), err)
+		}
 		if err := join(); err != nil {
 			return err
 		}
