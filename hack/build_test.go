@@ -55,9 +55,8 @@ func TestBuildScriptProducesStaticReproducibleBinaries(t *testing.T) {
 		if settings["-trimpath"] != "true" {
 			t.Errorf("%s: not built with -trimpath", name)
 		}
-		if !strings.Contains(settings["-ldflags"], "version.Version=v0.0.0-test") {
-			t.Errorf("%s: version not injected; -ldflags=%q", name, settings["-ldflags"])
-		}
+		// The injected version is checked by running the binary below: Go
+		// does not record -ldflags in the build info of -trimpath builds.
 		v, err := exec.Command(path, "version").Output()
 		if err != nil || !strings.Contains(string(v), "v0.0.0-test") {
 			t.Errorf("%s version = %q, %v", name, v, err)

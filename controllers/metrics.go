@@ -1,0 +1,178 @@
+/*
+Copyright 2026 The peermesh Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/peermesh/peermesh/api/v1alpha1"
+)
+
+// Values of the state label of peermesh_operator_policies.
+const (
+	StateAccepted       = "accepted"
+	StateConflicted     = "conflicted"
+	StateInvalid        = "invalid"
+	StateSecretNotFound = "secret_not_found"
+)
+
+// Values of the result label of peermesh_operator_configmap_writes_total.
+const (
+	WriteCreated = "created"
+	WriteUpdated = "updated"
+	WriteDeleted = "deleted"
+	WriteError   = "error"
+)
+
+var (
+	metricKinds  = []string{v1alpha1.SourceKindPeerTrustPolicy, v1alpha1.SourceKindPeerAllowlist}
+	metricStates = []string{StateAccepted, StateConflicted, StateInvalid, StateSecretNotFound}
+)
+
+// stateOfReason maps an Accepted reason to a state label value.
+func stateOfReason(reason string) string {
+	switch reason {
+	case v1alpha1.ReasonAccepted:
+		return StateAccepted
+	case v1alpha1.ReasonConflicted:
+		return StateConflicted
+	case v1alpha1.ReasonSecretNotFound:
+		return StateSecretNotFound
+	default:
+		return StateInvalid
+	}
+}
+
+// Metrics are the operator's Prometheus collectors. They cover the meshes
+// this replica reconciles: a replica that is not the leader reports zeros.
+//
+// There is deliberately no peermesh_operator_nodes_in_sync yet: the operator
+// does not probe nodes, and a gauge stuck at 0 would fire "out of sync"
+// alerts. It arrives with propagation tracking.
+//
+// Metrics is safe for concurrent use.
+type Metrics struct {
+	// Policies counts the PeerTrustPolicy and PeerAllowlist resources by
+	// kind and state (accepted, conflicted, invalid, secret_not_found).
+	Policies *prometheus.GaugeVec
+	// CompiledMeshes counts the meshes whose ConfigMap holds the
+	// configuration compiled from their current resources.
+	CompiledMeshes prometheus.Gauge
+	// CompileDuration observes the time to read a mesh's inputs from the
+	// cache and compile (and serialise) its configuration.
+	CompileDuration prometheus.Histogram
+	// ConfigMapWrites counts writes of mesh ConfigMaps by result (created,
+	// updated, deleted, error). A reconcile of unchanged inputs writes
+	// nothing and counts nothing.
+	ConfigMapWrites *prometheus.CounterVec
+
+	mu     sync.Mutex
+	meshes map[types.NamespacedName]meshMetrics
+}
+
+type meshMetrics struct {
+	states   map[[2]string]int // [kind, state] -> count
+	compiled bool
+}
+
+// NewMetrics returns unregistered collectors; see Register.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Policies: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peermesh_operator_policies",
+			Help: "PeerTrustPolicy and PeerAllowlist resources by kind and state (accepted, conflicted, invalid, secret_not_found).",
+		}, []string{"kind", "state"}),
+		CompiledMeshes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "peermesh_operator_compiled_meshes",
+			Help: "Meshes whose ConfigMap holds the configuration compiled from their current resources.",
+		}),
+		CompileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "peermesh_operator_compile_duration_seconds",
+			Help:    "Time to read a mesh's resources from the cache and compile its configuration.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}),
+		ConfigMapWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "peermesh_operator_configmap_writes_total",
+			Help: "Writes of mesh ConfigMaps by result (created, updated, deleted, error).",
+		}, []string{"result"}),
+		meshes: map[types.NamespacedName]meshMetrics{},
+	}
+	// Every series exists from the start, so that rate() and alerts see
+	// zeros rather than absent series.
+	for _, k := range metricKinds {
+		for _, s := range metricStates {
+			m.Policies.WithLabelValues(k, s)
+		}
+	}
+	for _, r := range []string{WriteCreated, WriteUpdated, WriteDeleted, WriteError} {
+		m.ConfigMapWrites.WithLabelValues(r)
+	}
+	return m
+}
+
+// Register registers the collectors on reg (in the manager,
+// sigs.k8s.io/controller-runtime/pkg/metrics.Registry).
+func (m *Metrics) Register(reg prometheus.Registerer) error {
+	var errs []error
+	for _, c := range []prometheus.Collector{m.Policies, m.CompiledMeshes, m.CompileDuration, m.ConfigMapWrites} {
+		errs = append(errs, reg.Register(c))
+	}
+	return errors.Join(errs...)
+}
+
+// observeMesh records the states of a mesh's resources and whether its
+// ConfigMap is up to date, replacing what was recorded for it before.
+func (m *Metrics) observeMesh(key types.NamespacedName, states map[[2]string]int, compiled bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.meshes[key] = meshMetrics{states: states, compiled: compiled}
+	m.publishLocked()
+}
+
+// forgetMesh drops a mesh that has no resource left.
+func (m *Metrics) forgetMesh(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.meshes[key]; !ok {
+		return
+	}
+	delete(m.meshes, key)
+	m.publishLocked()
+}
+
+func (m *Metrics) publishLocked() {
+	totals := map[[2]string]int{}
+	compiled := 0
+	for _, mm := range m.meshes {
+		for k, n := range mm.states {
+			totals[k] += n
+		}
+		if mm.compiled {
+			compiled++
+		}
+	}
+	for _, k := range metricKinds {
+		for _, s := range metricStates {
+			m.Policies.WithLabelValues(k, s).Set(float64(totals[[2]string{k, s}]))
+		}
+	}
+	m.CompiledMeshes.Set(float64(compiled))
+}
