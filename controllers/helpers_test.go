@@ -210,7 +210,8 @@ func TestUpToDate(t *testing.T) {
 	s := &meshScope{key: types.NamespacedName{Namespace: "ns", Name: "m"},
 		policies:   []*v1alpha1.PeerTrustPolicy{{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "u1"}}},
 		allowlists: []*v1alpha1.PeerAllowlist{{ObjectMeta: metav1.ObjectMeta{Name: "b", UID: "u3"}}, {ObjectMeta: metav1.ObjectMeta{Name: "a", UID: "u2"}}},
-		config:     &v1alpha1.PeerNodeConfiguration{Generation: "g1"}, data: "data"}
+		config:     &v1alpha1.PeerNodeConfiguration{Generation: "g1"}, data: "data",
+		cmData: map[string]string{v1alpha1.ConfigMapKey: "data"}}
 	desired := desiredConfigMap(s)
 	if got := []string{desired.OwnerReferences[0].Name, desired.OwnerReferences[1].Name, desired.OwnerReferences[2].Name}; !slices.Equal(got, []string{"a", "b", "p"}) {
 		t.Errorf("owner references not sorted: %v", got)

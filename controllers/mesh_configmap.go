@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -101,11 +102,11 @@ func lastGoodPolicy(cm *corev1.ConfigMap) (*v1alpha1.PeerNodeConfiguration, erro
 	if cm == nil {
 		return nil, nil
 	}
-	data, ok := cm.Data[v1alpha1.ConfigMapKey]
-	if !ok {
-		return nil, fmt.Errorf("ConfigMap %s/%s has no key %s", cm.Namespace, cm.Name, v1alpha1.ConfigMapKey)
+	data, err := v1alpha1.DecodeConfigMapData(cm.Data, cm.BinaryData)
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
-	old, err := v1alpha1.ParsePeerNodeConfiguration([]byte(data))
+	old, err := v1alpha1.ParsePeerNodeConfiguration(data)
 	if err != nil {
 		return nil, err
 	}
@@ -129,18 +130,21 @@ func (r *MeshReconciler) render(s *meshScope) error {
 	prev, ok := r.rendered[s.key]
 	r.renderedMu.Unlock()
 	if ok && prev.generation == gen {
-		s.data = prev.data
+		s.data, s.cmData, s.cmBinary = prev.data, prev.cmData, prev.cmBinary
 	} else {
 		b, err := s.config.Marshal()
 		if err != nil {
 			return fmt.Errorf("serialising the configuration of mesh %s: %w", s.key, err)
 		}
 		s.data = string(b)
+		if s.cmData, s.cmBinary, err = v1alpha1.EncodeConfigMapData(b); err != nil {
+			return fmt.Errorf("encoding the configuration of mesh %s: %w", s.key, err)
+		}
 		r.renderedMu.Lock()
 		if r.rendered == nil {
 			r.rendered = map[types.NamespacedName]renderedConfig{}
 		}
-		r.rendered[s.key] = renderedConfig{generation: gen, data: s.data}
+		r.rendered[s.key] = renderedConfig{generation: gen, data: s.data, cmData: s.cmData, cmBinary: s.cmBinary}
 		r.renderedMu.Unlock()
 	}
 	return nil
@@ -162,8 +166,21 @@ func desiredConfigMap(s *meshScope) *corev1.ConfigMap {
 			Annotations:     map[string]string{AnnotationConfigHash: s.config.Generation},
 			OwnerReferences: ownerReferences(s),
 		},
-		Data: map[string]string{v1alpha1.ConfigMapKey: s.data},
+		Data:       s.cmData,
+		BinaryData: s.cmBinary,
 	}
+}
+
+// storedSize is the number of bytes the ConfigMap's data takes.
+func storedSize(s *meshScope) int {
+	n := 0
+	for k, v := range s.cmData {
+		n += len(k) + len(v)
+	}
+	for k, v := range s.cmBinary {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // ownerReferences references every resource of the mesh (none as the
@@ -200,7 +217,7 @@ func upToDate(existing, desired *corev1.ConfigMap) bool {
 	if existing.Annotations[AnnotationConfigHash] != desired.Annotations[AnnotationConfigHash] {
 		return false
 	}
-	if !maps.Equal(existing.Data, desired.Data) || len(existing.BinaryData) > 0 {
+	if !sameData(existing, desired) {
 		return false
 	}
 	refs := slices.Clone(existing.OwnerReferences)
@@ -209,6 +226,12 @@ func upToDate(existing, desired *corev1.ConfigMap) bool {
 		return a.APIVersion == b.APIVersion && a.Kind == b.Kind && a.Name == b.Name && a.UID == b.UID &&
 			a.Controller == nil && a.BlockOwnerDeletion == nil
 	})
+}
+
+// sameData reports whether two ConfigMaps hold the same data and binaryData
+// (nil and empty maps alike).
+func sameData(a, b *corev1.ConfigMap) bool {
+	return maps.Equal(a.Data, b.Data) && maps.EqualFunc(a.BinaryData, b.BinaryData, bytes.Equal)
 }
 
 // errConfigMapTaken reports a ConfigMap with the mesh ConfigMap's name that
@@ -221,15 +244,15 @@ func (r *MeshReconciler) writeConfigMap(ctx context.Context, s *meshScope) error
 	if s.config == nil {
 		return nil
 	}
-	if len(s.data) > MaxConfigMapData {
+	if size := storedSize(s); size > MaxConfigMapData {
 		s.written = propagation{status: metav1.ConditionFalse, reason: v1alpha1.ReasonWriteFailed, message: fmt.Sprintf(
-			"the compiled configuration is %d bytes (%d allowed and %d blocked rules), more than the %d bytes a ConfigMap holds; nodes keep the last written configuration",
-			len(s.data), len(s.config.Allowed), len(s.config.Blocked), MaxConfigMapData)}
+			"the compiled configuration is %d bytes stored (%d as YAML; %d allowed and %d blocked rules), more than the %d bytes a ConfigMap holds; nodes keep the last written configuration",
+			size, len(s.data), len(s.config.Allowed), len(s.config.Blocked), MaxConfigMapData)}
 		r.Metrics.ConfigMapWrites.WithLabelValues(WriteError).Inc()
 		// Terminal: only a change of the mesh's resources, which triggers a
 		// reconcile anyway, can make it fit.
 		return reconcile.TerminalError(fmt.Errorf("configuration of mesh %s is %d bytes, over the ConfigMap limit of %d",
-			s.key, len(s.data), MaxConfigMapData))
+			s.key, storedSize(s), MaxConfigMapData))
 	}
 	desired := desiredConfigMap(s)
 	existing := s.configMap
@@ -257,7 +280,7 @@ func (r *MeshReconciler) writeConfigMap(ctx context.Context, s *meshScope) error
 		}
 		maps.Copy(updated.Annotations, desired.Annotations)
 		updated.Data = desired.Data
-		updated.BinaryData = nil
+		updated.BinaryData = desired.BinaryData
 		updated.OwnerReferences = desired.OwnerReferences
 		err = r.Client.Update(ctx, updated)
 		desired = updated
@@ -284,7 +307,7 @@ func (r *MeshReconciler) writeConfigMap(ctx context.Context, s *meshScope) error
 	}
 	r.Metrics.ConfigMapWrites.WithLabelValues(result).Inc()
 	s.written, s.upToDate = propagationWritten, true
-	if existing == nil || !maps.Equal(existing.Data, desired.Data) {
+	if existing == nil || !sameData(existing, desired) {
 		s.changed = desired
 	}
 	return nil

@@ -91,6 +91,8 @@ type MeshReconciler struct {
 type renderedConfig struct {
 	generation string
 	data       string
+	cmData     map[string]string
+	cmBinary   map[string][]byte
 }
 
 // SetupWithManager registers the field indexes and the watches, and adds the

@@ -19,6 +19,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -745,12 +746,20 @@ func TestWriteFailures(t *testing.T) {
 
 	t.Run("too large", func(t *testing.T) {
 		ns := newNamespace(t, nil)
-		// 10 allowlists of 1,024 CIDRs compile to about 1.2 MB of YAML.
+		// Large configurations are stored gzipped; random identifiers do
+		// not compress: 10 allowlists of 1,024 random 200-character
+		// identifiers stay over 1 MiB.
+		rng := rand.New(rand.NewPCG(1, 2))
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 		var als []client.Object
 		for a := range 10 {
 			al := allowlist(ns, fmt.Sprintf("big-%02d", a), "m")
-			for e := range 1024 {
-				al.Spec.Peers = append(al.Spec.Peers, v1alpha1.PeerAllowlistEntry{CIDR: v1alpha1.CIDR(fmt.Sprintf("10.%d.%d.%d/32", a, e/256, e%256))})
+			for range 1024 {
+				id := make([]byte, 200)
+				for i := range id {
+					id[i] = alphabet[rng.IntN(len(alphabet))]
+				}
+				al.Spec.Peers = append(al.Spec.Peers, v1alpha1.PeerAllowlistEntry{Identifier: v1alpha1.PeerIdentifier(id)})
 			}
 			als = append(als, al)
 		}

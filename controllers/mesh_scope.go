@@ -54,6 +54,10 @@ type meshScope struct {
 	config     *v1alpha1.PeerNodeConfiguration
 	data       string
 	notWritten string
+	// cmData and cmBinary are data as the ConfigMap stores it: text, or
+	// gzipped when large (v1alpha1.EncodeConfigMapData).
+	cmData   map[string]string
+	cmBinary map[string][]byte
 
 	// written is the Propagated verdict for accepted resources; zero until
 	// the write phase decides it.

@@ -255,7 +255,11 @@ func configOf(t *testing.T, ns, mesh string) (*corev1.ConfigMap, *v1alpha1.PeerN
 	if err != nil {
 		t.Fatalf("reading the ConfigMap: %v", err)
 	}
-	cfg, err := v1alpha1.ParsePeerNodeConfiguration([]byte(cm.Data[v1alpha1.ConfigMapKey]))
+	yaml, err := v1alpha1.DecodeConfigMapData(cm.Data, cm.BinaryData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := v1alpha1.ParsePeerNodeConfiguration(yaml)
 	if err != nil {
 		t.Fatalf("the ConfigMap holds an invalid configuration: %v\n%s", err, cm.Data[v1alpha1.ConfigMapKey])
 	}

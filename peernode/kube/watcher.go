@@ -128,11 +128,11 @@ func (w *Watcher) handle(ctx context.Context, obj any) {
 }
 
 func (w *Watcher) reload(ctx context.Context, cm *corev1.ConfigMap) (string, error) {
-	data, ok := cm.Data[v1alpha1.ConfigMapKey]
-	if !ok {
-		return ResultInvalid, fmt.Errorf("ConfigMap has no key %q", v1alpha1.ConfigMapKey)
+	data, err := v1alpha1.DecodeConfigMapData(cm.Data, cm.BinaryData)
+	if err != nil {
+		return ResultInvalid, err
 	}
-	cfg, err := v1alpha1.ParsePeerNodeConfiguration([]byte(data))
+	cfg, err := v1alpha1.ParsePeerNodeConfiguration(data)
 	if err != nil {
 		return ResultInvalid, err
 	}

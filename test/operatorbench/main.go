@@ -209,7 +209,12 @@ func expected(ns string, allowlists, entries, salt int) (string, int) {
 	if err != nil {
 		panic(err)
 	}
-	return c.Generation, len(data)
+	// What the ConfigMap stores: the YAML, gzipped when large.
+	text, bin, err := v1alpha1.EncodeConfigMapData(data)
+	if err != nil {
+		panic(err)
+	}
+	return c.Generation, len(text[v1alpha1.ConfigMapKey]) + len(bin[v1alpha1.ConfigMapGzipKey])
 }
 
 func (b *bench) runCase(name string, allowlists, entries int) (caseResult, error) {
@@ -340,7 +345,11 @@ func (b *bench) runCase(name string, allowlists, entries int) (caseResult, error
 		if err := b.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: controllers.ConfigMapName(mesh)}, cm); err != nil {
 			return res, err
 		}
-		parsed, err := v1alpha1.ParsePeerNodeConfiguration([]byte(cm.Data[v1alpha1.ConfigMapKey]))
+		yaml, err := v1alpha1.DecodeConfigMapData(cm.Data, cm.BinaryData)
+		if err != nil {
+			return res, err
+		}
+		parsed, err := v1alpha1.ParsePeerNodeConfiguration(yaml)
 		if err != nil {
 			return res, err
 		}
