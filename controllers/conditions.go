@@ -29,8 +29,8 @@ import (
 // reason, so `kubectl wait --for=condition=Ready` does not report success
 // before propagation is measured.
 //
-// TODO(issue 6): move to api/v1alpha1/conditions.go once node propagation
-// is tracked, and replace Unknown by Propagated/Propagating/NoNodes.
+// It is the operator's own reason until nodes report propagation; then
+// Propagated/Propagating/NoNodes of api/v1alpha1 replace it.
 const ReasonPending = "Pending"
 
 // acceptance is the verdict of a reconcile on one resource: whether it takes
