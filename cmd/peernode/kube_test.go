@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/peermesh/peermesh/api/v1alpha1"
 	"github.com/peermesh/peermesh/internal/testenv"
@@ -30,10 +33,18 @@ func TestKubernetesMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = env.Stop() }()
-	kubeconfig, err := testenv.WriteKubeconfig(env, t.TempDir())
+	adminKubeconfig, err := testenv.WriteKubeconfig(env, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The daemons run as the ServiceAccount of config/peernode/role.yaml,
+	// so the test proves that this least-privilege Role suffices.
+	applyOut, err := exec.Command(testenv.Kubectl(), "--kubeconfig", adminKubeconfig, "apply", "-n", "default",
+		"-f", filepath.Join(testenv.RepoRoot(), "config", "peernode", "role.yaml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("applying the peernode Role: %v\n%s", err, applyOut)
+	}
+	kubeconfig := impersonating(t, adminKubeconfig, "system:serviceaccount:default:peernode")
 	t.Setenv("KUBECONFIG", kubeconfig)
 	t.Setenv("POD_NAMESPACE", "")
 	client := kubernetes.NewForConfigOrDie(restCfg)
@@ -150,6 +161,23 @@ func TestKubernetesMode(t *testing.T) {
 	if trustedPeers(t, adminA) != 0 {
 		t.Error("the invalid update undid the block")
 	}
+}
+
+// impersonating writes a copy of kubeconfig whose user acts as user.
+func impersonating(t *testing.T, kubeconfig, user string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range cfg.AuthInfos {
+		ai.Impersonate = user
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig-"+strings.ReplaceAll(user, ":", "-"))
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func status(admin, path string) int {
