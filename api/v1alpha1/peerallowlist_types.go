@@ -112,8 +112,8 @@ type PeerAllowlistStatus struct {
 }
 
 // PeerAllowlist lists the peers the nodes of a mesh accept. Once any
-// allowlist applies to a mesh, inbound peers that match no entry of any of
-// the mesh's allowlists are denied (only logged and counted when the mesh's
+// allowlist applies to a mesh, peers that match no entry of any of the
+// mesh's allowlists are denied, whichever side dialed (only logged and counted when the mesh's
 // policy is in Audit mode). Blocked peers are denied even when allowed.
 //
 // +kubebuilder:object:root=true

@@ -38,14 +38,16 @@
 // operator resolves podSelector entries to both), and use CIDRs for
 // networks, not for individual workloads behind NAT.
 //
-// # Allowlists apply to inbound peers only
+// # Allowlists apply in both directions
 //
-// When an allowlist is active, an inbound peer that matches no allow rule is
-// denied with reason not_allowlisted. Outbound peers are not judged against
-// the allowlists: the node dials what its own discovery (static seeds, the
-// headless Service, peer exchange) gave it, and the remote side enforces its
-// own policy when it accepts the connection. Block lists apply in both
-// directions, so a blocked peer is neither accepted nor dialled.
+// When an allowlist is active, a peer that matches no allow rule is denied
+// with reason not_allowlisted, whichever side dialed: every node of a mesh
+// applies the same configuration, and discovery reports every endpoint of
+// the mesh's Service, listed or not, so a peer the allowlists leave out must
+// not end up connected because a listed node dialed it. Outbound peers are
+// judged once their Hello names them (the dial itself goes ahead). Block
+// lists apply in both directions too. Only fail-closed (no configuration
+// yet) spares outbound peers, so that a waiting node can reach its seeds.
 //
 // # Trust gating
 //

@@ -73,8 +73,8 @@ func (g *Gate) InterceptAccept(addr netip.AddrPort) peernode.Decision {
 
 // InterceptPeer implements peernode.Gater. In order: a blocked identifier
 // (blocked_identifier), a blocked CIDR (blocked_cidr), no configuration for
-// an inbound peer (no_configuration), then, when an allowlist is active and
-// the peer is inbound, no matching allow rule (not_allowlisted). An admitted
+// an inbound peer (no_configuration), then, when an allowlist is active, no
+// matching allow rule, in either direction (not_allowlisted). An admitted
 // peer that matched an allow rule gets an Allow naming that rule.
 //
 // A Direction other than Outbound is judged as inbound, so that a caller
@@ -87,12 +87,13 @@ func (g *Gate) InterceptPeer(p peernode.PeerInfo) peernode.Decision {
 	if d, ok := c.blocked.matchAddr(p.Addr.Addr()); ok {
 		return d
 	}
-	if p.Direction == peernode.Outbound {
-		// The node dials what its discovery returned; the remote side
-		// enforces its own policy. Only block lists apply.
-		return c.allow
-	}
-	if c.policy.FailClosed {
+	// Fail-closed refuses inbound peers only, so that a node waiting for its
+	// configuration can still reach its seeds. Allowlists apply in both
+	// directions: every node of a mesh runs the same configuration, and a
+	// peer the allowlists leave out must not end up connected because a
+	// listed node dialed it (discovery reports every endpoint of the
+	// Service, listed or not).
+	if c.policy.FailClosed && p.Direction != peernode.Outbound {
 		return c.failClosed
 	}
 	if !c.policy.AllowlistActive {

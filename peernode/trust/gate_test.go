@@ -169,7 +169,8 @@ func TestInterceptPeerLists(t *testing.T) {
 		{"no address, unknown id", "x", "", in, peernode.ReasonNotAllowlisted, ""},
 		{"no id, no address", "", "", in, peernode.ReasonNotAllowlisted, ""},
 		{"unset direction judged inbound", "x", "192.168.1.1", 0, peernode.ReasonNotAllowlisted, ""},
-		{"outbound not subject to allowlist", "x", "192.168.1.1", out, "", ""},
+		{"outbound not allowlisted", "x", "192.168.1.1", out, peernode.ReasonNotAllowlisted, "no PeerAllowlist entry"},
+		{"outbound allowlisted", "x", "2001:db8:2::5", out, "", "peers[4]"},
 		{"outbound blocked identifier", "bad-node", "192.168.1.1", out, peernode.ReasonBlockedIdentifier, "blocked.identifiers[0]"},
 		{"outbound blocked cidr", "x", "10.66.5.5", out, peernode.ReasonBlockedCIDR, "blocked.cidrs[1]"},
 	}
@@ -239,7 +240,7 @@ func TestInterceptAccept(t *testing.T) {
 	}
 }
 
-func TestAllowlistActiveWithoutEntriesDeniesInbound(t *testing.T) {
+func TestAllowlistActiveWithoutEntriesDeniesEveryone(t *testing.T) {
 	p := trust.DefaultPolicy()
 	p.Mesh = "m"
 	p.AllowlistActive = true
@@ -247,7 +248,7 @@ func TestAllowlistActiveWithoutEntriesDeniesInbound(t *testing.T) {
 	d := g.InterceptPeer(peernode.PeerInfo{ID: "anyone", Addr: ap("10.0.0.1"), Direction: peernode.Inbound})
 	checkDecision(t, d, trust.Enforce, peernode.ReasonNotAllowlisted, "no PeerAllowlist entry of mesh m matches")
 	d = g.InterceptPeer(peernode.PeerInfo{ID: "anyone", Addr: ap("10.0.0.1"), Direction: peernode.Outbound})
-	checkDecision(t, d, trust.Enforce, "", "")
+	checkDecision(t, d, trust.Enforce, peernode.ReasonNotAllowlisted, "no PeerAllowlist entry of mesh m matches")
 	if d := g.InterceptAccept(ap("10.0.0.1")); d.Verdict != peernode.Allow {
 		t.Errorf("InterceptAccept = %+v, want Allow", d)
 	}
