@@ -48,7 +48,8 @@ func TestSendFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Until bob's channel to alice is open the node answers 404.
+	// Until bob's admin server listens the call is refused, and until its
+	// channel to alice is open the node answers 404.
 	deadline := time.Now().Add(10 * time.Second)
 	var out, stderr bytes.Buffer
 	for {
@@ -58,7 +59,8 @@ func TestSendFile(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if !strings.Contains(err.Error(), "404") || time.Now().After(deadline) {
+		retry := strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "connection refused")
+		if !retry || time.Now().After(deadline) {
 			t.Fatalf("send-file: %v\n%s", err, out.String())
 		}
 		time.Sleep(20 * time.Millisecond) // retrying a CLI call until the channel opens
