@@ -20,6 +20,7 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -58,15 +59,18 @@ func ConfigMapName(meshName string) string { return ConfigMapPrefix + meshName }
 //     the data) are dropped before they enter the cache;
 //   - Pods are cached as the metadata and status fields compilation reads;
 //   - Namespaces are cached as name and labels;
+//   - EndpointSlices are cached as labels, address type, ports and the
+//     addresses and readiness of their endpoints;
 //   - managed fields are dropped from everything.
 func CacheOptions(watchNamespaces []string) cache.Options {
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})},
-			&corev1.Secret{}:    {Transform: stripSecret},
-			&corev1.Pod{}:       {Transform: stripPod},
-			&corev1.Namespace{}: {Transform: stripNamespace},
+			&corev1.ConfigMap{}:          {Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})},
+			&corev1.Secret{}:             {Transform: stripSecret},
+			&corev1.Pod{}:                {Transform: stripPod},
+			&corev1.Namespace{}:          {Transform: stripNamespace},
+			&discoveryv1.EndpointSlice{}: {Transform: stripEndpointSlice},
 		},
 	}
 	if len(watchNamespaces) > 0 {
@@ -82,7 +86,27 @@ var (
 	_ toolscache.TransformFunc = stripSecret
 	_ toolscache.TransformFunc = stripPod
 	_ toolscache.TransformFunc = stripNamespace
+	_ toolscache.TransformFunc = stripEndpointSlice
 )
+
+// stripEndpointSlice keeps what node discovery reads: the service-name label,
+// the address type, the ports, and each endpoint's addresses and readiness.
+func stripEndpointSlice(in any) (any, error) {
+	es, ok := in.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return in, nil
+	}
+	out := &discoveryv1.EndpointSlice{TypeMeta: es.TypeMeta, ObjectMeta: keptMeta(&es.ObjectMeta, true),
+		AddressType: es.AddressType, Ports: es.Ports}
+	if len(es.Endpoints) > 0 {
+		out.Endpoints = make([]discoveryv1.Endpoint, len(es.Endpoints))
+		for i, ep := range es.Endpoints {
+			out.Endpoints[i] = discoveryv1.Endpoint{Addresses: ep.Addresses,
+				Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready}}
+		}
+	}
+	return out, nil
+}
 
 // stripSecret keeps what the SharedKey check needs: whether the Secret exists
 // and which keys have a non-empty value. Values become nil.

@@ -23,14 +23,14 @@ import (
 	"github.com/peermesh/peermesh/api/v1alpha1"
 )
 
-// ReasonPending is the reason of Propagated=Unknown: the configuration is
-// compiled (and written, when the message says so) but the operator does not
-// yet count the nodes that applied it. Ready then stays Unknown with the same
-// reason, so `kubectl wait --for=condition=Ready` does not report success
-// before propagation is measured.
-//
-// It is the operator's own reason until nodes report propagation; then
-// Propagated/Propagating/NoNodes of api/v1alpha1 replace it.
+// ReasonPending is the reason of Propagated=Unknown while the operator has
+// not counted the nodes that applied the mesh's configuration: before the
+// first reconcile gets that far, when no configuration can be written (the
+// message says why), or when the mesh's EndpointSlices cannot be listed.
+// Ready then stays Unknown with the same reason, so `kubectl wait
+// --for=condition=Ready` does not report success before propagation is
+// measured. Once nodes are counted, Propagated is True/Propagated,
+// True/NoNodes or False/Propagating (api/v1alpha1).
 const ReasonPending = "Pending"
 
 // acceptance is the verdict of a reconcile on one resource: whether it takes
@@ -50,8 +50,8 @@ func (a acceptance) accepted() bool { return a.reason == v1alpha1.ReasonAccepted
 // propagation is what became of the mesh configuration that holds an
 // accepted resource.
 type propagation struct {
-	// status is False (reason ReasonWriteFailed) or Unknown (ReasonPending):
-	// True needs node reports, which a later issue adds.
+	// status is True (ReasonPropagated, ReasonNoNodes), False
+	// (ReasonPropagating, ReasonWriteFailed) or Unknown (ReasonPending).
 	status  metav1.ConditionStatus
 	reason  string
 	message string

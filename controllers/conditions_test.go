@@ -158,12 +158,12 @@ func TestStatusIsStable(t *testing.T) {
 		{"write failed", accepted, writeFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ps := policyStatus(&v1alpha1.PeerTrustPolicyStatus{}, 4, tt.a, tt.p, true, t0)
-			if again := policyStatus(&ps, 4, tt.a, tt.p, true, t1); !equality.Semantic.DeepEqual(ps, again) {
+			ps := policyStatus(&v1alpha1.PeerTrustPolicyStatus{}, 4, tt.a, tt.p, nil, true, t0)
+			if again := policyStatus(&ps, 4, tt.a, tt.p, nil, true, t1); !equality.Semantic.DeepEqual(ps, again) {
 				t.Errorf("policy status changed:\n%+v\n%+v", ps, again)
 			}
-			as := allowlistStatus(&v1alpha1.PeerAllowlistStatus{}, 4, tt.a, tt.p, 7, true, t0)
-			if again := allowlistStatus(&as, 4, tt.a, tt.p, 7, true, t1); !equality.Semantic.DeepEqual(as, again) {
+			as := allowlistStatus(&v1alpha1.PeerAllowlistStatus{}, 4, tt.a, tt.p, nil, 7, true, t0)
+			if again := allowlistStatus(&as, 4, tt.a, tt.p, nil, 7, true, t1); !equality.Semantic.DeepEqual(as, again) {
 				t.Errorf("allowlist status changed:\n%+v\n%+v", as, again)
 			}
 		})
@@ -174,7 +174,7 @@ func TestPolicyStatus(t *testing.T) {
 	old := &v1alpha1.PeerTrustPolicyStatus{ObservedGeneration: 1,
 		ConflictsWith: &v1alpha1.PolicyReference{Namespace: "ns", Name: "gone"}}
 
-	st := policyStatus(old, 2, accepted, propagationWritten, false, t1)
+	st := policyStatus(old, 2, accepted, propagationWritten, nil, false, t1)
 	if st.ObservedGeneration != 1 {
 		t.Errorf("observedGeneration %d after a failed reconcile, want 1", st.ObservedGeneration)
 	}
@@ -188,7 +188,7 @@ func TestPolicyStatus(t *testing.T) {
 		t.Error("policyStatus modified its input")
 	}
 
-	st = policyStatus(old, 2, conflicted, propagationWritten, true, t1)
+	st = policyStatus(old, 2, conflicted, propagationWritten, nil, true, t1)
 	if st.ObservedGeneration != 2 || st.ConflictsWith == nil || *st.ConflictsWith != *conflicted.conflictsWith {
 		t.Errorf("observedGeneration %d conflictsWith %v", st.ObservedGeneration, st.ConflictsWith)
 	}

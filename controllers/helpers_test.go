@@ -275,9 +275,9 @@ func TestMetricsAggregateMeshes(t *testing.T) {
 	}
 	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
 	pol := func(state string) [2]string { return [2]string{v1alpha1.SourceKindPeerTrustPolicy, state} }
-	m.observeMesh(a, map[[2]string]int{pol(StateAccepted): 1, pol(StateConflicted): 2}, true)
-	m.observeMesh(b, map[[2]string]int{pol(StateAccepted): 1}, false)
-	m.observeMesh(a, map[[2]string]int{pol(StateAccepted): 1, pol(StateConflicted): 1}, true)
+	m.observeMesh(a, map[[2]string]int{pol(StateAccepted): 1, pol(StateConflicted): 2}, true, nil)
+	m.observeMesh(b, map[[2]string]int{pol(StateAccepted): 1}, false, nil)
+	m.observeMesh(a, map[[2]string]int{pol(StateAccepted): 1, pol(StateConflicted): 1}, true, nil)
 	check := func(state string, want float64) {
 		t.Helper()
 		var d dto.Metric

@@ -43,7 +43,7 @@ const MaxConfigMapData = 1 << 20
 // Propagated verdicts of accepted resources.
 var (
 	propagationWritten = propagation{status: metav1.ConditionUnknown, reason: ReasonPending,
-		message: "the configuration is written to the mesh ConfigMap; the operator does not count the nodes that applied it yet"}
+		message: "the configuration is written to the mesh ConfigMap; the nodes that applied it are not counted yet"}
 	propagationNotCompiled = propagation{status: metav1.ConditionUnknown, reason: ReasonPending,
 		message: "the configuration is not compiled yet"}
 )

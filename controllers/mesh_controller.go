@@ -24,6 +24,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -55,10 +56,13 @@ const EventReporter = "peermesh-operator"
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 
 // MeshReconciler compiles the PeerTrustPolicy and PeerAllowlist resources of
-// one mesh into its ConfigMap. Requests are synthetic: Namespace is the
-// mesh's namespace and Name its meshName.
+// one mesh into its ConfigMap. It then counts the mesh's nodes (endpoints of
+// the EndpointSlices of Service peermesh-<mesh>, see ServiceName) that
+// applied it. Requests are synthetic: Namespace is the mesh's namespace and
+// Name its meshName.
 type MeshReconciler struct {
 	// Client reads through the manager's cache (CacheOptions) and writes to
 	// the API server.
@@ -80,6 +84,18 @@ type MeshReconciler struct {
 	// StatusPatchParallelism bounds the concurrent status patches of one
 	// reconcile (a mesh may hold a thousand allowlists); 0 means 8.
 	StatusPatchParallelism int
+
+	// Prober reads the configuration generation of a node from its
+	// /debug/config URL; nil means HTTPProber{}.
+	Prober NodeProber
+	// ProbeParallelism bounds the concurrent node probes of one mesh; 0
+	// means 16.
+	ProbeParallelism int
+	// ProbeTimeout bounds one node probe; 0 means 2 s.
+	ProbeTimeout time.Duration
+	// PropagationRequeue is how soon a mesh whose nodes are not all in sync
+	// is reconciled again; 0 means 2 s.
+	PropagationRequeue time.Duration
 
 	// rendered remembers the last serialised configuration of each mesh by
 	// generation, so that reconciles of unchanged inputs compare bytes
@@ -122,6 +138,7 @@ func (r *MeshReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 			builder.WithPredicates(podPeerFieldsChanged)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.meshesOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.meshOfEndpointSlice)).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("building the %s controller: %w", ControllerName, err)
@@ -131,7 +148,9 @@ func (r *MeshReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 
 // Reconcile compiles one mesh. The phases run over a meshScope; the deferred
 // status patch runs whatever happens after the mesh's resources are listed,
-// and sets observedGeneration only when the reconcile succeeded.
+// and sets observedGeneration only when the reconcile succeeded. Once the
+// ConfigMap holds the configuration, the mesh's nodes are probed; while some
+// lag, the mesh is requeued after PropagationRequeue.
 func (r *MeshReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ reconcile.Result, retErr error) {
 	mesh := req.NamespacedName
 	if r.AfterReconcile != nil {
@@ -168,7 +187,10 @@ func (r *MeshReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	r.Metrics.CompileDuration.Observe(time.Since(start).Seconds())
 
-	return reconcile.Result{}, r.writeConfigMap(ctx, s)
+	if err := r.writeConfigMap(ctx, s); err != nil {
+		return reconcile.Result{}, err
+	}
+	return r.measurePropagation(ctx, s)
 }
 
 func (r *MeshReconciler) now() time.Time {

@@ -359,7 +359,7 @@ func TestPolicyConflict(t *testing.T) {
 		status metav1.ConditionStatus
 		reason string
 	}{
-		{older, metav1.ConditionUnknown, controllers.ReasonPending},
+		{older, metav1.ConditionTrue, v1alpha1.ReasonNoNodes},
 		{younger, metav1.ConditionFalse, v1alpha1.ReasonNotAccepted},
 	} {
 		if p := findCond(c.p.Status.Conditions, v1alpha1.ConditionPropagated); p.Status != c.status || p.Reason != c.reason {
@@ -740,7 +740,7 @@ func TestWriteFailures(t *testing.T) {
 			t.Errorf("the foreign ConfigMap was changed: %v", got.Data)
 		}
 		deleteObj(t, foreign)
-		waitCondition(t, p2, v1alpha1.ConditionPropagated, metav1.ConditionUnknown, controllers.ReasonPending)
+		waitCondition(t, p2, v1alpha1.ConditionPropagated, metav1.ConditionTrue, v1alpha1.ReasonNoNodes)
 		waitConfig(t, ns, "m", "the ConfigMap once the name is free", nil)
 	})
 

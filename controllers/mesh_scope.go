@@ -62,6 +62,9 @@ type meshScope struct {
 	// written is the Propagated verdict for accepted resources; zero until
 	// the write phase decides it.
 	written propagation
+	// nodes counts the mesh's nodes and those that applied config; nil
+	// unless the ConfigMap holds config and the nodes were probed.
+	nodes *v1alpha1.NodeSyncStatus
 	// upToDate is true once the ConfigMap holds config.
 	upToDate bool
 	// changed is the ConfigMap after a write that changed its content, for

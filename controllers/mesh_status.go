@@ -51,8 +51,15 @@ const (
 // policyStatus is the status a policy gets from a reconcile. It is pure: the
 // same inputs give the same status, and a status that already says the same
 // comes back unchanged (conditions keep their transition times).
-func policyStatus(old *v1alpha1.PeerTrustPolicyStatus, generation int64, a acceptance, p propagation, succeeded bool, now metav1.Time) v1alpha1.PeerTrustPolicyStatus {
+//
+// nodes, when not nil, replaces status.nodes; nil keeps what the status says
+// (the nodes were not counted in this reconcile).
+func policyStatus(old *v1alpha1.PeerTrustPolicyStatus, generation int64, a acceptance, p propagation, nodes *v1alpha1.NodeSyncStatus, succeeded bool, now metav1.Time) v1alpha1.PeerTrustPolicyStatus {
 	st := *old.DeepCopy()
+	if nodes != nil {
+		n := *nodes
+		st.Nodes = &n
+	}
 	setAcceptedCondition(&st.Conditions, generation, a, now)
 	setPropagatedCondition(&st.Conditions, generation, a, p, now)
 	setReadyCondition(&st.Conditions, generation, now)
@@ -69,8 +76,12 @@ func policyStatus(old *v1alpha1.PeerTrustPolicyStatus, generation int64, a accep
 
 // allowlistStatus is policyStatus for allowlists; entries is the number of
 // concrete peers the allowlist resolved to.
-func allowlistStatus(old *v1alpha1.PeerAllowlistStatus, generation int64, a acceptance, p propagation, entries int32, succeeded bool, now metav1.Time) v1alpha1.PeerAllowlistStatus {
+func allowlistStatus(old *v1alpha1.PeerAllowlistStatus, generation int64, a acceptance, p propagation, nodes *v1alpha1.NodeSyncStatus, entries int32, succeeded bool, now metav1.Time) v1alpha1.PeerAllowlistStatus {
 	st := *old.DeepCopy()
+	if nodes != nil {
+		n := *nodes
+		st.Nodes = &n
+	}
 	setAcceptedCondition(&st.Conditions, generation, a, now)
 	setPropagatedCondition(&st.Conditions, generation, a, p, now)
 	setReadyCondition(&st.Conditions, generation, now)
@@ -116,7 +127,7 @@ func (r *MeshReconciler) patchStatuses(ctx context.Context, s *meshScope, succee
 		if !ok {
 			continue
 		}
-		want := policyStatus(&p.Status, p.Generation, a, s.propagationFor(p.Status.Conditions), succeeded, now)
+		want := policyStatus(&p.Status, p.Generation, a, s.propagationFor(p.Status.Conditions), s.nodes, succeeded, now)
 		if equality.Semantic.DeepEqual(p.Status, want) {
 			continue
 		}
@@ -135,7 +146,7 @@ func (r *MeshReconciler) patchStatuses(ctx context.Context, s *meshScope, succee
 		if !ok {
 			continue
 		}
-		want := allowlistStatus(&al.Status, al.Generation, a, s.propagationFor(al.Status.Conditions), s.allowlistEntries[al.Name], succeeded, now)
+		want := allowlistStatus(&al.Status, al.Generation, a, s.propagationFor(al.Status.Conditions), s.nodes, s.allowlistEntries[al.Name], succeeded, now)
 		if equality.Semantic.DeepEqual(al.Status, want) {
 			continue
 		}
@@ -202,7 +213,7 @@ func (r *MeshReconciler) observeMetrics(s *meshScope, succeeded bool) {
 	for _, a := range s.allowlistAcceptance {
 		states[[2]string{v1alpha1.SourceKindPeerAllowlist, stateOfReason(a.reason)}]++
 	}
-	r.Metrics.observeMesh(s.key, states, succeeded && s.upToDate)
+	r.Metrics.observeMesh(s.key, states, succeeded && s.upToDate, s.nodes)
 }
 
 func ignoreNotFound(err error) error {

@@ -22,6 +22,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -149,6 +150,17 @@ func (r *MeshReconciler) meshesOfNamespace(ctx context.Context, obj client.Objec
 		}
 	}
 	return sortedRequests(reqs)
+}
+
+// meshOfEndpointSlice maps an EndpointSlice of Service peermesh-<mesh>
+// (label kubernetes.io/service-name) to mesh <mesh> of its namespace: nodes
+// that come, go or become ready change the mesh's propagation.
+func (r *MeshReconciler) meshOfEndpointSlice(_ context.Context, obj client.Object) []reconcile.Request {
+	mesh := meshOfServiceName(obj.GetLabels()[discoveryv1.LabelServiceName])
+	if mesh == "" {
+		return nil
+	}
+	return []reconcile.Request{meshRequest(obj.GetNamespace(), mesh)}
 }
 
 func meshRequest(namespace, mesh string) reconcile.Request {

@@ -64,9 +64,9 @@ func stateOfReason(reason string) string {
 // Metrics are the operator's Prometheus collectors. They cover the meshes
 // this replica reconciles: a replica that is not the leader reports zeros.
 //
-// There is deliberately no peermesh_operator_nodes_in_sync yet: the operator
-// does not probe nodes, and a gauge stuck at 0 would fire "out of sync"
-// alerts. It arrives with propagation tracking.
+// The node gauges have a series per mesh (labels namespace, mesh): meshes
+// are few. A mesh's series exist once its nodes were counted, and are
+// deleted when the mesh has no resource left.
 //
 // Metrics is safe for concurrent use.
 type Metrics struct {
@@ -83,6 +83,12 @@ type Metrics struct {
 	// updated, deleted, error). A reconcile of unchanged inputs writes
 	// nothing and counts nothing.
 	ConfigMapWrites *prometheus.CounterVec
+	// Nodes counts the nodes of each mesh (ready endpoints of the mesh's
+	// Service), by namespace and mesh.
+	Nodes *prometheus.GaugeVec
+	// NodesInSync counts the nodes of each mesh that applied its current
+	// configuration, by namespace and mesh.
+	NodesInSync *prometheus.GaugeVec
 
 	mu     sync.Mutex
 	meshes map[types.NamespacedName]meshMetrics
@@ -113,6 +119,14 @@ func NewMetrics() *Metrics {
 			Name: "peermesh_operator_configmap_writes_total",
 			Help: "Writes of mesh ConfigMaps by result (created, updated, deleted, error).",
 		}, []string{"result"}),
+		Nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peermesh_operator_nodes",
+			Help: "Nodes of a mesh: ready endpoints of its Service peermesh-<mesh>.",
+		}, []string{"namespace", "mesh"}),
+		NodesInSync: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peermesh_operator_nodes_in_sync",
+			Help: "Nodes of a mesh that report the generation of its current configuration.",
+		}, []string{"namespace", "mesh"}),
 		meshes: map[types.NamespacedName]meshMetrics{},
 	}
 	// Every series exists from the start, so that rate() and alerts see
@@ -132,18 +146,23 @@ func NewMetrics() *Metrics {
 // sigs.k8s.io/controller-runtime/pkg/metrics.Registry).
 func (m *Metrics) Register(reg prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.Policies, m.CompiledMeshes, m.CompileDuration, m.ConfigMapWrites} {
+	for _, c := range []prometheus.Collector{m.Policies, m.CompiledMeshes, m.CompileDuration, m.ConfigMapWrites, m.Nodes, m.NodesInSync} {
 		errs = append(errs, reg.Register(c))
 	}
 	return errors.Join(errs...)
 }
 
 // observeMesh records the states of a mesh's resources and whether its
-// ConfigMap is up to date, replacing what was recorded for it before.
-func (m *Metrics) observeMesh(key types.NamespacedName, states map[[2]string]int, compiled bool) {
+// ConfigMap is up to date, replacing what was recorded for it before; nodes,
+// when not nil, are its counted nodes (nil keeps the last count).
+func (m *Metrics) observeMesh(key types.NamespacedName, states map[[2]string]int, compiled bool, nodes *v1alpha1.NodeSyncStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.meshes[key] = meshMetrics{states: states, compiled: compiled}
+	if nodes != nil {
+		m.Nodes.WithLabelValues(key.Namespace, key.Name).Set(float64(nodes.Total))
+		m.NodesInSync.WithLabelValues(key.Namespace, key.Name).Set(float64(nodes.InSync))
+	}
 	m.publishLocked()
 }
 
@@ -151,6 +170,8 @@ func (m *Metrics) observeMesh(key types.NamespacedName, states map[[2]string]int
 func (m *Metrics) forgetMesh(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.Nodes.DeleteLabelValues(key.Namespace, key.Name)
+	m.NodesInSync.DeleteLabelValues(key.Namespace, key.Name)
 	if _, ok := m.meshes[key]; !ok {
 		return
 	}

@@ -155,6 +155,7 @@ func startOperator(t *testing.T, namespaces ...string) *operator {
 		Recorder:       mgr.GetEventRecorder(controllers.EventReporter),
 		Metrics:        op.metrics,
 		AfterReconcile: op.record,
+		Prober:         loopbackProber(),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	op.cancel = cancel
