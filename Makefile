@@ -129,6 +129,7 @@ demo: build ## Run 5 nodes on loopback: discovery from one seed, trust, messages
 bench: kube-assets ## Run the benchmark programs (node figures beside raw TCP baselines of the same run; operator against the real API server).
 	go run ./test/bench
 	go run ./test/operatorbench
+	go run ./test/enforcebench
 
 .PHONY: soak
 soak: ## Churn soak: nodes join and leave every second for 10 minutes; memory must stay flat.
