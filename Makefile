@@ -122,7 +122,7 @@ endef
 ##@ Demo and benchmarks
 
 .PHONY: demo
-demo: build ## Run 5 nodes on loopback: discovery from one seed, trust, messages, metrics.
+demo: build kube-assets ## The whole story: 5 nodes on loopback (discovery, trust, messages, file transfer), then control plane, operator and kubectl steps.
 	go run ./hack/demo --peernode $(LOCALBIN)/peernode
 
 .PHONY: bench

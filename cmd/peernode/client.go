@@ -125,7 +125,7 @@ func explainCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		enc.SetIndent("", "  ")
 		return enc.Encode(resp)
 	}
-	who := strings.TrimSpace(*id + " " + resp.Addr)
+	who := strings.TrimSpace(*id + " " + *peerAddr)
 	switch {
 	case resp.Admitted && resp.Rule != "":
 		fmt.Fprintf(stdout, "ADMIT %s: allowed by %s (policy %s)\n", who, resp.Rule, resp.Policy)

@@ -1,9 +1,11 @@
-// Command demo runs the peermesh node demo (`make demo`): five peernode
+// Command demo runs the peermesh demo (`make demo`). Part one: five peernode
 // processes on loopback that know only the first node, find each other by
 // peer exchange, trust each other through the ping trust protocol, exchange
 // messages through the CLI, and stop cleanly on SIGTERM. It narrates each
 // step and prints what /debug/peers and /metrics show. It also sends a file
-// from one node to another and checks the received copy's SHA-256.
+// from one node to another and checks the received copy's SHA-256. Part two
+// (kube.go) tells the Kubernetes story with a local control plane, the
+// operator and kubectl.
 package main
 
 import (
@@ -32,12 +34,21 @@ type demoNode struct {
 }
 
 func main() {
-	bin := flag.String("peernode", "bin/peernode", "path of the peernode binary")
+	bin := flag.String("peernode", "bin/peernode", "path of the peernode binary (the manager is expected beside it)")
 	count := flag.Int("nodes", 5, "number of nodes")
+	part := flag.String("part", "all", "nodes (discovery, trust, messages, file transfer), kube (control plane, operator, kubectl), or all")
 	flag.Parse()
-	if err := run(*bin, *count); err != nil {
-		fmt.Fprintln(os.Stderr, "demo failed:", err)
-		os.Exit(1)
+	if *part == "all" || *part == "nodes" {
+		if err := run(*bin, *count); err != nil {
+			fmt.Fprintln(os.Stderr, "demo failed:", err)
+			os.Exit(1)
+		}
+	}
+	if *part == "all" || *part == "kube" {
+		if err := runKube(filepath.Dir(*bin), *count); err != nil {
+			fmt.Fprintln(os.Stderr, "demo failed:", err)
+			os.Exit(1)
+		}
 	}
 }
 
