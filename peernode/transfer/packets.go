@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -143,15 +142,15 @@ func (o Offer) checkSizes() error {
 
 // DecodeOffer decodes a FileOffer payload.
 func DecodeOffer(b []byte) (Offer, error) {
-	d := decoder{b: b, packet: "FileOffer"}
+	d := newDecoder("FileOffer", b)
 	var o Offer
 	o.ID = d.id()
-	o.Size = d.uint64("Size")
-	o.ChunkSize = d.uint32("ChunkSize")
-	o.Window = d.uint32("Window")
-	copy(o.SHA256[:], d.fixed("SHA256", 32))
-	o.Name = d.string("Name", MaxNameLen)
-	if err := d.finish(); err != nil {
+	o.Size = d.Uint64("Size")
+	o.ChunkSize = d.Uint32("ChunkSize")
+	o.Window = d.Uint32("Window")
+	copy(o.SHA256[:], d.Fixed("SHA256", 32))
+	o.Name = d.String("Name", MaxNameLen)
+	if err := d.Finish(); err != nil {
 		return Offer{}, err
 	}
 	if err := o.checkSizes(); err != nil {
@@ -199,12 +198,12 @@ func checkChunkData(offset uint64, n int) error {
 
 // DecodeChunk decodes a FileChunk payload. Data aliases b.
 func DecodeChunk(b []byte) (Chunk, error) {
-	d := decoder{b: b, packet: "FileChunk"}
+	d := newDecoder("FileChunk", b)
 	var c Chunk
 	c.ID = d.id()
-	c.Offset = d.uint64("Offset")
-	c.Data = d.rest()
-	if err := d.finish(); err != nil {
+	c.Offset = d.Uint64("Offset")
+	c.Data = d.Rest()
+	if err := d.Finish(); err != nil {
 		return Chunk{}, err
 	}
 	if err := checkChunkData(c.Offset, len(c.Data)); err != nil {
@@ -239,11 +238,11 @@ func (a Ack) Validate() error {
 
 // DecodeAck decodes a FileAck payload (exactly 24 bytes).
 func DecodeAck(b []byte) (Ack, error) {
-	d := decoder{b: b, packet: "FileAck"}
+	d := newDecoder("FileAck", b)
 	var a Ack
 	a.ID = d.id()
-	a.Offset = d.uint64("Offset")
-	if err := d.finish(); err != nil {
+	a.Offset = d.Uint64("Offset")
+	if err := d.Finish(); err != nil {
 		return Ack{}, err
 	}
 	return a, nil
@@ -332,11 +331,11 @@ func checkEnd(packet, field string, id ID, text string) error {
 }
 
 func decodeEnd(packet, field string, b []byte) (ID, Code, string, error) {
-	d := decoder{b: b, packet: packet}
+	d := newDecoder(packet, b)
 	id := d.id()
-	code := Code(d.uint16("Code"))
-	text := d.string(field, MaxDetailLen)
-	if err := d.finish(); err != nil {
+	code := Code(d.Uint16("Code"))
+	text := d.String(field, MaxDetailLen)
+	if err := d.Finish(); err != nil {
 		return ID{}, 0, "", err
 	}
 	return id, code, text, nil
@@ -369,131 +368,22 @@ func boxed[P wire.Packet](p P, err error) (wire.Packet, error) {
 	return p, nil
 }
 
-// decoder reads the fields of one payload in order, with the rules of
-// docs/protocol.md section 2.1 (those of package wire, whose decoder is not
-// exported). The first error sticks; finish reports it or trailing bytes.
-type decoder struct {
-	b      []byte
-	err    error
-	packet string
-}
+// decoder is wire's field decoder plus the transfer ID field.
+type decoder struct{ *wire.FieldDecoder }
 
-func malformed(packet, field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s.%s: %s", wire.ErrMalformed, packet, field, fmt.Sprintf(format, args...))
-}
+func newDecoder(packet string, b []byte) decoder { return decoder{wire.NewFieldDecoder(packet, b)} }
 
-func checkString(packet, field, s string, limit int) error {
-	if len(s) > limit {
-		return malformed(packet, field, "length %d exceeds limit %d", len(s), limit)
-	}
-	if !utf8.ValidString(s) {
-		return malformed(packet, field, "invalid UTF-8")
-	}
-	return nil
-}
+// malformed and checkString are wire's, named for this package's call sites.
+var (
+	malformed   = wire.Malformed
+	checkString = wire.CheckString
+)
 
-func (d *decoder) fail(field, format string, args ...any) {
-	if d.err == nil {
-		d.err = malformed(d.packet, field, format, args...)
-	}
-	d.b = nil
-}
-
-func (d *decoder) fixed(field string, n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if len(d.b) < n {
-		d.fail(field, "truncated: need %d bytes, have %d", n, len(d.b))
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) id() ID {
+func (d decoder) id() ID {
 	var id ID
-	copy(id[:], d.fixed("ID", idSize))
-	if d.err == nil && id.IsZero() {
-		d.fail("ID", "zero transfer ID")
+	copy(id[:], d.Fixed("ID", idSize))
+	if d.Err() == nil && id.IsZero() {
+		d.Fail("ID", "zero transfer ID")
 	}
 	return id
-}
-
-func (d *decoder) uint16(field string) uint16 {
-	if b := d.fixed(field, 2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (d *decoder) uint32(field string) uint32 {
-	if b := d.fixed(field, 4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (d *decoder) uint64(field string) uint64 {
-	if b := d.fixed(field, 8); b != nil {
-		return binary.BigEndian.Uint64(b)
-	}
-	return 0
-}
-
-// string reads a uvarint-prefixed UTF-8 string of at most limit bytes,
-// insisting on a minimal uvarint so that the encoding stays canonical. The
-// limit is checked before the bytes are looked at.
-func (d *decoder) string(field string, limit int) string {
-	if d.err != nil {
-		return ""
-	}
-	n, k := binary.Uvarint(d.b)
-	switch {
-	case k == 0:
-		d.fail(field, "truncated uvarint")
-		return ""
-	case k < 0:
-		d.fail(field, "uvarint overflows 64 bits")
-		return ""
-	case k > 1 && d.b[k-1] == 0:
-		d.fail(field, "non-minimal uvarint encoding")
-		return ""
-	}
-	d.b = d.b[k:]
-	if n > uint64(limit) {
-		d.fail(field, "length %d exceeds limit %d", n, limit)
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(field, "length %d exceeds the %d bytes left in the payload", n, len(d.b))
-		return ""
-	}
-	b := d.b[:n]
-	if !utf8.Valid(b) {
-		d.fail(field, "invalid UTF-8")
-		return ""
-	}
-	d.b = d.b[n:]
-	return string(b)
-}
-
-// rest returns the rest of the payload without copying it (nil when empty),
-// capped so that appending to it cannot overwrite anything.
-func (d *decoder) rest() []byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.b = nil
-		return nil
-	}
-	v := d.b[:len(d.b):len(d.b)]
-	d.b = nil
-	return v
-}
-
-func (d *decoder) finish() error {
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%w: %s: %d trailing bytes", wire.ErrMalformed, d.packet, len(d.b))
-	}
-	return d.err
 }
