@@ -33,4 +33,3 @@ func TestFieldDecoder(t *testing.T) {
 		t.Errorf("trailing byte: %v", err)
 	}
 }
-
