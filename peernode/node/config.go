@@ -78,7 +78,10 @@ type Config struct {
 	// refused. Empty accepts any mesh (and announces none).
 	Mesh string
 	// ListenAddr is the fixed TCP address to listen on ("host:port"; port 0
-	// picks one, for tests). Empty means the node does not listen.
+	// picks one, for tests). Empty means the node does not listen. When the
+	// host is one address (not 0.0.0.0 or ::), outbound connections are made
+	// from that address too, so that peers see the address CIDR rules are
+	// written for.
 	ListenAddr string
 	// AdvertiseAddr is the address announced to peers; default: the
 	// listener's address.

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"math/rand/v2"
-	"net"
 	"time"
 
 	"github.com/peermesh/peermesh/peernode"
@@ -171,8 +170,7 @@ func (n *Node) dialLoop(ctx context.Context, t *dialTarget) {
 func (n *Node) dial(ctx context.Context, t *dialTarget) (*channel.PeerChannel, error) {
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", t.addr)
+	conn, err := n.dialer.DialContext(dctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}

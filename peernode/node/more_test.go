@@ -109,3 +109,18 @@ func TestRedialsAfterPeerRestart(t *testing.T) {
 	again := startNode(t, node.Config{ID: "server", ListenAddr: addr})
 	eventually(t, 5*time.Second, func() bool { return trustedCount(n) == 1 && trustedCount(again) == 1 }, func() string { return "no reconnect after restart" })
 }
+
+// A node listening on one address dials from it: the peer sees the
+// connection come from 127.0.0.2, the address a CIDR rule would name, not
+// from the kernel's choice for the route (127.0.0.1).
+func TestDialFromListenAddress(t *testing.T) {
+	server := startNode(t, node.Config{ID: "server"})
+	client := startNode(t, node.Config{ID: "client", ListenAddr: "127.0.0.2:0", Seeds: []string{server.Addr().String()}})
+	eventually(t, 5*time.Second, func() bool { return trustedCount(server) == 1 && trustedCount(client) == 1 },
+		func() string { return fmt.Sprintf("server %d, client %d channels", trustedCount(server), trustedCount(client)) })
+	for _, c := range server.Channels() {
+		if host, _, _ := net.SplitHostPort(c.Addr); host != "127.0.0.2" {
+			t.Errorf("server sees the client's channel from %s, want 127.0.0.2", c.Addr)
+		}
+	}
+}

@@ -43,6 +43,7 @@ type Node struct {
 	pending  int // inbound channels still handshaking
 	known    map[string]*knownPeer
 	targets  map[string]*dialTarget // by address
+	dialer   net.Dialer             // LocalAddr set when listening on one address
 
 	wg sync.WaitGroup
 }
@@ -83,6 +84,12 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.ln = ln
 		n.advert = ln.Addr().String()
+		// A listener bound to one address dials from that address too, so
+		// that peers see (and CIDR rules match) the address the node
+		// announces, as on a host with several addresses.
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+			n.dialer.LocalAddr = &net.TCPAddr{IP: a.IP}
+		}
 	}
 	if cfg.AdvertiseAddr != "" {
 		n.advert = cfg.AdvertiseAddr
