@@ -25,6 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -44,6 +46,10 @@ const ControllerName = "mesh"
 
 // EventReporter is the reportingController of the operator's events.
 const EventReporter = "peermesh-operator"
+
+// conflictRequeue is how soon a reconcile whose status patch met a newer
+// stored status runs again.
+const conflictRequeue = 100 * time.Millisecond
 
 // RBAC of the manager, generated into config/rbac/role.yaml by
 // `make manifests`. The reconciler reads everything but ConfigMaps through the
@@ -128,9 +134,9 @@ func (r *MeshReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 		Named(ControllerName).
 		WithOptions(opts).
 		Watches(&v1alpha1.PeerTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.meshOfResource),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(specOrStatusChanged)).
 		Watches(&v1alpha1.PeerAllowlist{}, handler.EnqueueRequestsFromMapFunc(r.meshOfResource),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(specOrStatusChanged)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.meshOfConfigMap)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.meshesOfSecret),
 			builder.WithPredicates(secretKeysChanged)).
@@ -151,7 +157,7 @@ func (r *MeshReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager,
 // and sets observedGeneration only when the reconcile succeeded. Once the
 // ConfigMap holds the configuration, the mesh's nodes are probed; while some
 // lag, the mesh is requeued after PropagationRequeue.
-func (r *MeshReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ reconcile.Result, retErr error) {
+func (r *MeshReconciler) Reconcile(ctx context.Context, req reconcile.Request) (result reconcile.Result, retErr error) {
 	mesh := req.NamespacedName
 	if r.AfterReconcile != nil {
 		defer func() { r.AfterReconcile(mesh, retErr) }()
@@ -166,7 +172,14 @@ func (r *MeshReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 
 	defer func() {
-		if err := r.patchStatuses(ctx, s, retErr == nil); err != nil {
+		err := r.patchStatuses(ctx, s, retErr == nil)
+		if retErr == nil && apierrors.IsConflict(err) {
+			// The cache lags behind a status this controller wrote: not an
+			// error, retry once the cache has caught up.
+			log.FromContext(ctx).V(1).Info("status changed since it was read; retrying", "reason", err.Error())
+			result, err = reconcile.Result{RequeueAfter: conflictRequeue}, nil
+		}
+		if err != nil {
 			retErr = errors.Join(retErr, err)
 		}
 		r.observeMetrics(s, retErr == nil)

@@ -134,7 +134,7 @@ func (r *MeshReconciler) patchStatuses(ctx context.Context, s *meshScope, succee
 		g.Go(func() error {
 			old := p.DeepCopy()
 			p.Status = want
-			if err := r.Client.Status().Patch(ctx, p, client.MergeFrom(old)); err != nil {
+			if err := r.Client.Status().Patch(ctx, p, statusPatch(old)); err != nil {
 				return ignoreNotFound(fmt.Errorf("patching the status of PeerTrustPolicy %s/%s: %w", p.Namespace, p.Name, err))
 			}
 			r.conditionEvents(p, old.Status.Conditions, p.Status.Conditions, &writeFailed)
@@ -153,7 +153,7 @@ func (r *MeshReconciler) patchStatuses(ctx context.Context, s *meshScope, succee
 		g.Go(func() error {
 			old := al.DeepCopy()
 			al.Status = want
-			if err := r.Client.Status().Patch(ctx, al, client.MergeFrom(old)); err != nil {
+			if err := r.Client.Status().Patch(ctx, al, statusPatch(old)); err != nil {
 				return ignoreNotFound(fmt.Errorf("patching the status of PeerAllowlist %s/%s: %w", al.Namespace, al.Name, err))
 			}
 			r.conditionEvents(al, old.Status.Conditions, al.Status.Conditions, &writeFailed)
@@ -214,6 +214,17 @@ func (r *MeshReconciler) observeMetrics(s *meshScope, succeeded bool) {
 		states[[2]string{v1alpha1.SourceKindPeerAllowlist, stateOfReason(a.reason)}]++
 	}
 	r.Metrics.observeMesh(s.key, states, succeeded && s.upToDate, s.nodes)
+}
+
+// statusPatch is a merge patch from old that carries old's resourceVersion:
+// the API server refuses it with a conflict when the cached object the
+// reconcile read is older than the stored one. A merge patch computed from a
+// stale copy would otherwise send only the fields that differ from the stale
+// copy and leave a mix of two reconciles in the status (nodes counted by one,
+// conditions from the other). The reconcile is then retried (see
+// Reconcile), against a cache that has caught up.
+func statusPatch(old client.Object) client.Patch {
+	return client.MergeFromWithOptions(old, client.MergeFromWithOptimisticLock{})
 }
 
 func ignoreNotFound(err error) error {

@@ -23,6 +23,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -197,6 +198,29 @@ var secretKeysChanged = predicate.Funcs{
 			return true
 		}
 		return !slices.Equal(slices.Sorted(maps.Keys(o.Data)), slices.Sorted(maps.Keys(n.Data)))
+	},
+}
+
+// specOrStatusChanged passes creations, deletions, and updates that change
+// the spec (the generation) or the status of a policy or allowlist. Status
+// changes are this controller's own writes: the reconcile they trigger reads
+// a cache that holds them, and so corrects a reconcile that compared against
+// a stale copy and found nothing to write. That reconcile writes nothing
+// when the status is right, so it does not loop.
+var specOrStatusChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil || e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
+			return true
+		}
+		switch o := e.ObjectOld.(type) {
+		case *v1alpha1.PeerTrustPolicy:
+			n, ok := e.ObjectNew.(*v1alpha1.PeerTrustPolicy)
+			return !ok || !equality.Semantic.DeepEqual(o.Status, n.Status)
+		case *v1alpha1.PeerAllowlist:
+			n, ok := e.ObjectNew.(*v1alpha1.PeerAllowlist)
+			return !ok || !equality.Semantic.DeepEqual(o.Status, n.Status)
+		}
+		return true
 	},
 }
 
