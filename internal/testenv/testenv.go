@@ -58,6 +58,10 @@ type Options struct {
 	// CRDDirectoryPaths are loaded into the API server before Start returns;
 	// a missing path is an error.
 	CRDDirectoryPaths []string
+	// AdvertiseAddress is kube-apiserver's --advertise-address. Empty lets
+	// it pick the address of the default route's interface, which fails
+	// where there is no default route (in a network namespace of its own).
+	AdvertiseAddress string
 }
 
 // Start starts etcd and kube-apiserver and returns the running environment
@@ -71,6 +75,9 @@ func Start(opts Options) (*envtest.Environment, *rest.Config, error) {
 		BinaryAssetsDirectory: dir,
 		CRDDirectoryPaths:     opts.CRDDirectoryPaths,
 		ErrorIfCRDPathMissing: true,
+	}
+	if opts.AdvertiseAddress != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("advertise-address", opts.AdvertiseAddress)
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -117,7 +117,9 @@ func TestDialFromListenAddress(t *testing.T) {
 	server := startNode(t, node.Config{ID: "server"})
 	client := startNode(t, node.Config{ID: "client", ListenAddr: "127.0.0.2:0", Seeds: []string{server.Addr().String()}})
 	eventually(t, 5*time.Second, func() bool { return trustedCount(server) == 1 && trustedCount(client) == 1 },
-		func() string { return fmt.Sprintf("server %d, client %d channels", trustedCount(server), trustedCount(client)) })
+		func() string {
+			return fmt.Sprintf("server %d, client %d channels", trustedCount(server), trustedCount(client))
+		})
 	for _, c := range server.Channels() {
 		if host, _, _ := net.SplitHostPort(c.Addr); host != "127.0.0.2" {
 			t.Errorf("server sees the client's channel from %s, want 127.0.0.2", c.Addr)

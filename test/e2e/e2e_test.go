@@ -9,16 +9,53 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/peermesh/peermesh/internal/netns"
 	"github.com/peermesh/peermesh/internal/testenv"
 )
+
+// The suite runs in a network namespace of its own (internal/netns), where
+// node i has the address 10.244.0.(10+i) on lo, as a pod has its own IP: the
+// nodes are registered as endpoints of their mesh's Service (the API server
+// refuses loopback addresses there), the operator probes them at those
+// addresses, and CIDR allowlists tell them apart. The API server and the
+// operator stay on 127.0.0.1 inside the namespace.
+const (
+	nodeCount = 10
+	peerPort  = 7000
+	adminPort = 9090
+)
+
+// apiServerIP is the API server's advertise address: it binds 127.0.0.1,
+// but refuses to start without an address to advertise.
+const apiServerIP = "10.244.0.1"
+
+func nodeIP(i int) string { return fmt.Sprintf("10.244.0.%d", 10+i) }
+
+func TestMain(m *testing.M) {
+	addrs := []netip.Prefix{netip.MustParsePrefix(apiServerIP + "/32")}
+	for i := range nodeCount {
+		addrs = append(addrs, netip.MustParsePrefix(nodeIP(i)+"/32"))
+	}
+	inside, code, err := netns.Enter(addrs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	if !inside {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // process is a binary started by the suite; it is stopped with SIGINT at
 // cleanup, or earlier with stop.
@@ -122,13 +159,18 @@ func trustedIDs(admin string) ([]string, error) {
 			ids = append(ids, c.ID)
 		}
 	}
+	slices.Sort(ids)
 	return ids, nil
 }
 
-// TestPolicyFlow: a trust policy applied with kubectl forms the mesh; a
-// blocked identifier added with kubectl closes that node's channels on every
-// other node without a restart; an invalid change is rejected by the API
-// server and the nodes are unaffected.
+// TestPolicyFlow drives the whole flow with kubectl against a real API
+// server, the operator binary and 10 peernode processes in Kubernetes mode:
+// a trust policy forms the mesh and reports Propagated 10/10; Audit mode
+// counts a denial and closes nothing; a blocked identifier closes that node's
+// channels everywhere; an invalid change is rejected by the API server and
+// the nodes are unaffected; an allowlist by identifier and by CIDR admits
+// only the listed peers; an operator restart writes nothing; with the
+// operator and the API server stopped, the nodes keep enforcing.
 func TestPolicyFlow(t *testing.T) {
 	root := testenv.RepoRoot()
 	bin := filepath.Join(root, "bin")
@@ -137,7 +179,7 @@ func TestPolicyFlow(t *testing.T) {
 			t.Fatalf("%s not built (make build): %v", b, err)
 		}
 	}
-	env, _, err := testenv.Start(testenv.Options{})
+	env, _, err := testenv.Start(testenv.Options{AdvertiseAddress: apiServerIP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +188,7 @@ func TestPolicyFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	kubectl := func(stdin string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
@@ -165,92 +207,102 @@ func TestPolicyFlow(t *testing.T) {
 	mustKubectl("", "apply", "-f", filepath.Join(root, "config", "crd", "bases"))
 	mustKubectl("", "wait", "--for=condition=Established", "crd/peertrustpolicies.p2p.peermesh.io", "crd/peerallowlists.p2p.peermesh.io")
 	mustKubectl("", "create", "namespace", "mesh-e2e")
+	// The mesh's Service and its endpoints, as the chart's headless Service
+	// and the EndpointSlice controller would make them for 10 pods.
+	mustKubectl(meshService(), "apply", "-f", "-")
 
 	kenv := []string{"KUBECONFIG=" + kubeconfig}
-	manager := start(t, "manager", kenv, filepath.Join(bin, "manager"), "--metrics-bind-address", "0", "--health-probe-bind-address", freeAddr(t))
-
-	const nodes = 4
-	admins := make([]string, nodes)
-	listens := make([]string, nodes)
-	for i := range nodes {
-		admins[i], listens[i] = freeAddr(t), freeAddr(t)
+	startManager := func(name string) (*process, string) {
+		metricsAddr := freeAddr(t)
+		return start(t, name, kenv, filepath.Join(bin, "manager"), "--metrics-bind-address", metricsAddr,
+			"--health-probe-bind-address", freeAddr(t)), metricsAddr
 	}
-	for i := range nodes {
-		args := []string{"run", "--id", fmt.Sprintf("node-%d", i), "--mesh", "blue", "--listen", listens[i], "--admin-listen", admins[i],
+	manager, _ := startManager("manager")
+
+	admins := make([]string, nodeCount)
+	for i := range nodeCount {
+		admins[i] = net.JoinHostPort(nodeIP(i), fmt.Sprint(adminPort))
+		args := []string{"run", "--id", fmt.Sprintf("node-%d", i), "--mesh", "blue",
+			"--listen", net.JoinHostPort(nodeIP(i), fmt.Sprint(peerPort)), "--admin-listen", admins[i],
 			"--kube-configmap", "mesh-e2e/peermesh-blue", "--fail-closed", "--data-dir", t.TempDir()}
 		if i > 0 {
-			args = append(args, "--seeds", listens[0])
+			args = append(args, "--seeds", net.JoinHostPort(nodeIP(0), fmt.Sprint(peerPort)))
 		}
 		start(t, fmt.Sprintf("node-%d", i), kenv, filepath.Join(bin, "peernode"), args...)
 	}
-
-	policyMode := func(mode, blocked string) string {
-		return `apiVersion: p2p.peermesh.io/v1alpha1
-kind: PeerTrustPolicy
-metadata: {name: blue, namespace: mesh-e2e}
-spec:
-  meshName: blue
-  mode: ` + mode + `
-  incoming: {trustProtocol: {type: Ping}}
-  blocked: {identifiers: [` + blocked + `]}
-`
+	// expectMesh waits until every node i trusts exactly the nodes want[i].
+	expectMesh := func(what string, want map[int][]int) {
+		t.Helper()
+		waitFor(t, 60*time.Second, what, func() (bool, string) {
+			var state []string
+			ok := true
+			for i, a := range admins {
+				ids, err := trustedIDs(a)
+				got := strings.Join(ids, ",")
+				exp := names(want[i])
+				if err != nil || got != exp {
+					ok = false
+					state = append(state, fmt.Sprintf("node-%d trusts [%s] want [%s] %v", i, got, exp, err))
+				}
+			}
+			return ok, strings.Join(state, "; ")
+		})
 	}
-	policy := func(blocked string) string { return policyMode("Enforce", blocked) }
-	mustKubectl(policy(""), "apply", "-f", "-")
-	waitFor(t, 60*time.Second, "full trusted mesh after the policy", func() (bool, string) {
-		var state []string
-		full := true
-		for i, a := range admins {
-			ids, err := trustedIDs(a)
-			full = full && err == nil && len(ids) == nodes-1
-			state = append(state, fmt.Sprintf("node-%d:%d", i, len(ids)))
-		}
-		return full, strings.Join(state, " ")
-	})
-	mustKubectl("", "wait", "-n", "mesh-e2e", "--for=condition=Accepted", "peertrustpolicy/blue", "--timeout=30s")
+	propagated := func(kind, name string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, kind+"/"+name+" Propagated with 10 of 10 nodes in sync", func() (bool, string) {
+			out, err := kubectl("", "get", "-n", "mesh-e2e", kind, name, "-o",
+				`jsonpath={.status.nodes.total}/{.status.nodes.inSync} {.status.conditions[?(@.type=="Propagated")].status}`)
+			if err == nil && out == "10/10 True" {
+				return true, ""
+			}
+			status, _ := kubectl("", "get", "-n", "mesh-e2e", kind, name, "-o", "jsonpath={.status}")
+			return false, out + "\n" + status
+		})
+	}
 
-	// Audit mode: the same block closes nothing, but node-0 counts it.
-	mustKubectl(policyMode("Audit", "node-3"), "apply", "-f", "-")
+	mustKubectl(policy("Enforce", ""), "apply", "-f", "-")
+	all := map[int][]int{}
+	for i := range nodeCount {
+		all[i] = others(i, nodeCount, nil)
+	}
+	expectMesh("full trusted mesh after the policy", all)
+	mustKubectl("", "wait", "-n", "mesh-e2e", "--for=condition=Accepted", "peertrustpolicy/blue", "--timeout=30s")
+	propagated("peertrustpolicy", "blue")
+
+	// Audit mode: the same block closes nothing, but the nodes count it.
+	mustKubectl(policy("Audit", "node-9"), "apply", "-f", "-")
 	waitFor(t, 20*time.Second, "an audit denial counted on node-0", func() (bool, string) {
 		m := metricsOf(t, admins[0])
 		return strings.Contains(m, `peermesh_node_policy_denials_total{mode="audit",reason="blocked_identifier"} 1`), "no audit series yet"
 	})
-	for i, a := range admins {
-		if ids, err := trustedIDs(a); err != nil || len(ids) != nodes-1 {
-			t.Fatalf("Audit mode closed channels: node-%d trusts %v (%v)", i, ids, err)
-		}
+	propagated("peertrustpolicy", "blue")
+	expectMesh("no channel closed in Audit mode", all)
+
+	start9 := time.Now()
+	mustKubectl(policy("Enforce", "node-9"), "apply", "-f", "-")
+	blocked := map[int][]int{9: nil}
+	for i := range nodeCount - 1 {
+		blocked[i] = others(i, nodeCount-1, nil)
 	}
+	expectMesh("node-9 blocked everywhere", blocked)
+	t.Logf("kubectl apply to node-9 closed on all 9 other nodes: %s", time.Since(start9).Round(time.Millisecond))
+	propagated("peertrustpolicy", "blue")
 
-	start3 := time.Now()
-	mustKubectl(policy("node-3"), "apply", "-f", "-")
-	waitFor(t, 20*time.Second, "node-3 blocked everywhere", func() (bool, string) {
-		for i, a := range admins[:3] {
-			ids, err := trustedIDs(a)
-			if err != nil || len(ids) != nodes-2 {
-				return false, fmt.Sprintf("node-%d trusts %v (%v)", i, ids, err)
-			}
-			for _, id := range ids {
-				if id == "node-3" {
-					return false, fmt.Sprintf("node-%d still trusts node-3", i)
-				}
-			}
-		}
-		return true, ""
-	})
-	t.Logf("kubectl apply to node-3 closed everywhere: %s", time.Since(start3).Round(time.Millisecond))
-
-	out, err := kubectl(strings.Replace(policy("node-3"), "meshName: blue", "meshName: red", 1), "apply", "-f", "-")
+	out, err := kubectl(strings.Replace(policy("Enforce", "node-9"), "meshName: blue", "meshName: red", 1), "apply", "-f", "-")
 	if err == nil || !strings.Contains(out, "meshName is immutable") {
 		t.Fatalf("changing meshName was not rejected by the API server: %v\n%s", err, out)
 	}
-	for i, a := range admins[:3] {
-		if ids, err := trustedIDs(a); err != nil || len(ids) != nodes-2 {
-			t.Errorf("node-%d after the rejected change: %v %v", i, ids, err)
-		}
+	out, err = kubectl(strings.Replace(policy("Enforce", ""), "Enforce", "Deny", 1), "apply", "-f", "-")
+	if err == nil || !strings.Contains(out, `spec.mode: Unsupported value: "Deny"`) {
+		t.Fatalf("an unknown mode was not rejected by the API server: %v\n%s", err, out)
 	}
+	expectMesh("nodes unaffected by the rejected changes", blocked)
 
-	// An allowlist by identifier admits only the listed peers: with the
-	// block lifted, node-3 (not listed) still gets no channel.
+	// An allowlist by identifier and by CIDR admits only the listed peers
+	// (in both directions): node-0 and node-1 by identifier, 10.244.0.12/30
+	// (node-2 to node-5) except 10.244.0.13 (node-3). With the block lifted,
+	// node-3 and node-6 to node-9 get no channel.
 	mustKubectl(`apiVersion: p2p.peermesh.io/v1alpha1
 kind: PeerAllowlist
 metadata: {name: members, namespace: mesh-e2e}
@@ -259,24 +311,68 @@ spec:
   peers:
   - {name: first, identifier: node-0}
   - {identifier: node-1}
-  - {identifier: node-2}
+  - {name: pods-2-to-5, cidr: 10.244.0.12/30, except: [10.244.0.13/32]}
 `, "apply", "-f", "-")
-	mustKubectl(policy(""), "apply", "-f", "-")
-	waitFor(t, 20*time.Second, "node-0 explains node-3 as not allowlisted", func() (bool, string) {
-		out := explain(t, admins[0], "node-3")
-		return strings.Contains(out, `"reason": "not_allowlisted"`), out
-	})
-	if out := explain(t, admins[0], "node-0"); !strings.Contains(out, `"admitted": true`) || !strings.Contains(out, "first") {
-		t.Errorf("explain node-0: %s", out)
+	mustKubectl(policy("Enforce", ""), "apply", "-f", "-")
+	members := []int{0, 1, 2, 4, 5}
+	allowed := map[int][]int{}
+	for _, i := range members {
+		allowed[i] = others(i, nodeCount, func(j int) bool { return slices.Contains(members, j) })
 	}
-	for i, a := range admins[:3] {
-		ids, err := trustedIDs(a)
-		if err != nil || len(ids) != nodes-2 {
-			t.Errorf("node-%d with the allowlist trusts %v (%v)", i, ids, err)
+	expectMesh("only allowlisted nodes trusted", allowed)
+	for _, c := range []struct {
+		id, addr string
+		want     []string
+	}{
+		{"node-0", nodeIP(0), []string{`"admitted": true`, `entry \"first\"`}},
+		{"node-4", nodeIP(4), []string{`"admitted": true`, `entry \"pods-2-to-5\" 10.244.0.12/30 except 10.244.0.13/32`}},
+		{"node-3", nodeIP(3), []string{`"admitted": false`, `"reason": "not_allowlisted"`}},
+		{"node-7", nodeIP(7), []string{`"admitted": false`, `"reason": "not_allowlisted"`}},
+	} {
+		out := explain(t, admins[1], c.id, c.addr)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("node-1 explains %s at %s without %s:\n%s", c.id, c.addr, w, out)
+			}
 		}
 	}
-	if ids, _ := trustedIDs(admins[3]); len(ids) != 0 {
-		t.Errorf("unlisted node-3 trusts %v", ids)
+	propagated("peertrustpolicy", "blue")
+	propagated("peerallowlist", "members")
+
+	// An operator restart writes nothing: not the ConfigMap, not the
+	// resources' status, and no node reloads its configuration.
+	versions := func() string {
+		return mustKubectl("", "get", "-n", "mesh-e2e", "configmap/peermesh-blue", "peertrustpolicy/blue", "peerallowlist/members",
+			"-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}@{.metadata.resourceVersion} {end}")
+	}
+	reloads := func() string {
+		var r []string
+		for i, a := range admins {
+			r = append(r, fmt.Sprintf("node-%d:%s", i, metricLine(metricsOf(t, a), `peermesh_node_config_reloads_total{result="success"}`)))
+		}
+		return strings.Join(r, " ")
+	}
+	before, reloadsBefore := versions(), reloads()
+	if err := manager.stop(); err != nil {
+		t.Fatalf("stopping the operator: %v", err)
+	}
+	manager, metricsAddr := startManager("manager-restarted")
+	waitFor(t, 30*time.Second, "the restarted operator reconciled the mesh and probed its nodes", func() (bool, string) {
+		m, err := get("http://" + metricsAddr + "/metrics")
+		return err == nil &&
+			strings.Contains(m, `controller_runtime_reconcile_total{controller="mesh",result="success"}`) &&
+			!strings.Contains(m, `controller_runtime_reconcile_total{controller="mesh",result="success"} 0`) &&
+			strings.Contains(m, `peermesh_operator_nodes_in_sync{mesh="blue",namespace="mesh-e2e"} 10`), metricLine(m, "controller_runtime_reconcile_total")
+	})
+	if after := versions(); after != before {
+		t.Errorf("the operator restart wrote objects:\nbefore %s\nafter  %s", before, after)
+	}
+	if after := reloads(); after != reloadsBefore {
+		t.Errorf("the operator restart made nodes reload:\nbefore %s\nafter  %s", reloadsBefore, after)
+	}
+	if m, _ := get("http://" + metricsAddr + "/metrics"); !strings.Contains(m, `peermesh_operator_configmap_writes_total{result="updated"} 0`) ||
+		!strings.Contains(m, `peermesh_operator_configmap_writes_total{result="created"} 0`) {
+		t.Errorf("the restarted operator wrote the ConfigMap: %s", metricLine(m, "peermesh_operator_configmap_writes_total"))
 	}
 
 	// With the operator and then the API server stopped, the nodes keep
@@ -292,36 +388,106 @@ spec:
 	if out, err := kubectl("", "get", "ns", "--request-timeout=2s"); err == nil {
 		t.Fatalf("the API server still answers: %s", out)
 	}
-	if out := explain(t, admins[1], "node-3"); !strings.Contains(out, `"reason": "not_allowlisted"`) {
+	if out := explain(t, admins[1], "node-3", nodeIP(3)); !strings.Contains(out, `"reason": "not_allowlisted"`) {
 		t.Errorf("without the API server, node-1 explains node-3 as: %s", out)
 	}
-	for i, a := range admins[:3] {
-		if ids, err := trustedIDs(a); err != nil || len(ids) != nodes-2 {
-			t.Errorf("without the API server, node-%d trusts %v (%v)", i, ids, err)
-		}
-	}
+	expectMesh("the allowlist still enforced without the API server", allowed)
 }
 
-func explain(t *testing.T, admin, id string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/debug/explain?id=" + id + "&addr=127.0.0.1")
+// meshService is the headless Service peermesh-blue and an EndpointSlice
+// with the 10 nodes, their peer and admin ports named as the chart names them.
+func meshService() string {
+	var eps strings.Builder
+	for i := range nodeCount {
+		fmt.Fprintf(&eps, "- addresses: [%s]\n  conditions: {ready: true}\n  targetRef: {kind: Pod, name: node-%d, namespace: mesh-e2e}\n", nodeIP(i), i)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: peermesh-blue, namespace: mesh-e2e}
+spec:
+  clusterIP: None
+  ports: [{name: peer, port: %[1]d}, {name: admin, port: %[2]d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: peermesh-blue-nodes
+  namespace: mesh-e2e
+  labels: {kubernetes.io/service-name: peermesh-blue}
+addressType: IPv4
+ports: [{name: peer, port: %[1]d, protocol: TCP}, {name: admin, port: %[2]d, protocol: TCP}]
+endpoints:
+%[3]s`, peerPort, adminPort, eps.String())
+}
+
+func policy(mode, blocked string) string {
+	return `apiVersion: p2p.peermesh.io/v1alpha1
+kind: PeerTrustPolicy
+metadata: {name: blue, namespace: mesh-e2e}
+spec:
+  meshName: blue
+  mode: ` + mode + `
+  incoming: {trustProtocol: {type: Ping}}
+  blocked: {identifiers: [` + blocked + `]}
+`
+}
+
+// others lists the nodes below n other than i that keep (nil: all).
+func others(i, n int, keep func(int) bool) []int {
+	var out []int
+	for j := range n {
+		if j != i && (keep == nil || keep(j)) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func names(nodes []int) string {
+	var s []string
+	for _, j := range nodes {
+		s = append(s, fmt.Sprintf("node-%d", j))
+	}
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+// metricLine returns the lines of a metrics page that start with prefix.
+func metricLine(page, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return b.String()
+	_, err = b.ReadFrom(resp.Body)
+	return b.String(), err
+}
+
+func explain(t *testing.T, admin, id, addr string) string {
+	t.Helper()
+	out, err := get("http://" + admin + "/debug/explain?id=" + id + "&addr=" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func metricsOf(t *testing.T, admin string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
+	out, err := get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return b.String()
+	return out
 }
