@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,10 +20,19 @@ import (
 // five peernode processes in Kubernetes mode, then narrated kubectl steps:
 // a policy forms the mesh, Audit mode counts a would-be block, Enforce
 // closes it, an allowlist admits only its entries.
-func runKube(binDir string, count int) error {
+//
+// With podNet (the demo runs in a network namespace of its own), node i
+// listens on podIP(i) like a pod, and the nodes are registered as endpoints
+// of the mesh's Service, so the resources report how many nodes run each
+// change; else the nodes share 127.0.0.1 and the operator cannot count them.
+func runKube(binDir string, count int, podNet bool) error {
 	start := time.Now()
 	step("Kubernetes story: starting a local control plane (kube-apiserver and etcd from bin/k8s; no cluster, no containers)")
-	env, _, err := testenv.Start(testenv.Options{})
+	opts := testenv.Options{}
+	if podNet {
+		opts.AdvertiseAddress = apiServerIP
+	}
+	env, _, err := testenv.Start(opts)
 	if err != nil {
 		return err
 	}
@@ -85,6 +95,9 @@ func runKube(binDir string, count int) error {
 	nodes := make([]*demoNode, count)
 	for i := range nodes {
 		n := &demoNode{id: fmt.Sprintf("node-%d", i+1), listen: freeAddr(), admin: freeAddr()}
+		if podNet {
+			n.listen, n.admin = net.JoinHostPort(podIP(i), "7000"), net.JoinHostPort(podIP(i), "9090")
+		}
 		nodes[i] = n
 		args := []string{"run", "--id", n.id, "--mesh", "blue", "--listen", n.listen, "--admin-listen", n.admin,
 			"--kube-configmap", "demo/peermesh-blue", "--fail-closed", "--data-dir", filepath.Join(dir, n.id)}
@@ -99,6 +112,22 @@ func runKube(binDir string, count int) error {
 		return errors.New("node-1 did not start")
 	}
 	fmt.Printf("    node-1 /readyz: %d (fail-closed: no configuration yet, no inbound peers)\n", httpStatus(nodes[0].admin, "/readyz"))
+	if podNet {
+		step("registering the nodes (10.244.0.10 and up) as endpoints of Service peermesh-blue, as Kubernetes does for the chart's StatefulSet")
+		ips := make([]string, count)
+		for i := range ips {
+			ips[i] = podIP(i)
+		}
+		if err := kubectl(testenv.MeshService("demo", "blue", ips, 7000, 9090), "apply", "-f", "-"); err != nil {
+			return err
+		}
+	}
+	propagated := func(what string) error {
+		if !podNet {
+			return nil
+		}
+		return kubectl("", "wait", "-n", "demo", "--for=condition=Propagated", what, "--timeout=30s")
+	}
 
 	policy := func(mode, blocked string) string {
 		return "apiVersion: p2p.peermesh.io/v1alpha1\nkind: PeerTrustPolicy\nmetadata: {name: blue, namespace: demo}\n" +
@@ -112,6 +141,9 @@ func runKube(binDir string, count int) error {
 		return err
 	}
 	fmt.Printf("    node-1 /readyz: %d\n", httpStatus(nodes[0].admin, "/readyz"))
+	if err := propagated("peertrustpolicy/blue"); err != nil {
+		return err
+	}
 	if err := kubectl("", "get", "peertrustpolicies", "-n", "demo"); err != nil {
 		return err
 	}
@@ -144,6 +176,9 @@ func runKube(binDir string, count int) error {
 		return err
 	}
 	fmt.Printf("    enforced on every node %s after kubectl apply was started\n", time.Since(t0).Round(time.Millisecond))
+	if err := propagated("peertrustpolicy/blue"); err != nil {
+		return err
+	}
 	fmt.Printf("    $ peernode explain --admin %s --id %s\n", nodes[0].admin, last)
 	out, _ := exec.Command(filepath.Join(binDir, "peernode"), "explain", "--admin", nodes[0].admin, "--id", last).CombinedOutput()
 	fmt.Print(indentText(string(out), "    "))
@@ -168,11 +203,19 @@ func runKube(binDir string, count int) error {
 	fmt.Printf("    $ peernode explain --admin %s --id node-4\n", nodes[0].admin)
 	out, _ = exec.Command(filepath.Join(binDir, "peernode"), "explain", "--admin", nodes[0].admin, "--id", "node-4").CombinedOutput()
 	fmt.Print(indentText(string(out), "    "))
+	if err := propagated("peerallowlist/members"); err != nil {
+		return err
+	}
 	if err := kubectl("", "get", "peertrustpolicies,peerallowlists", "-n", "demo"); err != nil {
 		return err
 	}
-	fmt.Println("    (IN SYNC and TOTAL count the nodes behind the EndpointSlices of Service peermesh-blue;")
-	fmt.Println("     these out-of-cluster loopback nodes have none, so the operator reports Propagated/NoNodes)")
+	if podNet {
+		fmt.Println("    (IN SYNC and TOTAL: nodes that report the configuration of the resource's current spec, of")
+		fmt.Println("     the endpoints of Service peermesh-blue, read by the operator from each node's /debug/config)")
+	} else {
+		fmt.Println("    (IN SYNC and TOTAL count the nodes behind the EndpointSlices of Service peermesh-blue;")
+		fmt.Println("     without a network namespace these loopback nodes cannot be endpoints: Propagated/NoNodes)")
+	}
 
 	step("stopping the nodes and the operator")
 	stopProcs(procs)
@@ -180,6 +223,13 @@ func runKube(binDir string, count int) error {
 	fmt.Printf("\nKubernetes story finished in %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
+
+// apiServerIP is kube-apiserver's advertise address in the demo's network
+// namespace (it binds 127.0.0.1, but needs an address to advertise).
+const apiServerIP = "10.244.0.1"
+
+// podIP is the address of node i in the demo's network namespace.
+func podIP(i int) string { return fmt.Sprintf("10.244.0.%d", 10+i) }
 
 // waitMesh waits until node i has want(i) trusted channels, printing progress.
 func waitMesh(nodes []*demoNode, want func(int) int) error {

@@ -25,6 +25,30 @@ const envInside = "PEERMESH_NETNS_INSIDE"
 // Inside reports whether the program runs in the namespace Enter created.
 func Inside() bool { return os.Getenv(envInside) == "1" }
 
+// Available reports whether Enter can work here: it creates a network
+// namespace (with a user namespace when not root) and runs true(1) in it.
+func Available() error {
+	if Inside() {
+		return nil
+	}
+	for _, tool := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("netns: %s not found: %w", tool, err)
+		}
+	}
+	if out, err := exec.Command("unshare", append(unshareArgs(), "--", "true")...).CombinedOutput(); err != nil {
+		return fmt.Errorf("netns: cannot create a network namespace (needs root or unprivileged user namespaces): %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func unshareArgs() []string {
+	if os.Geteuid() != 0 {
+		return []string{"--net", "--map-root-user"} // an unprivileged user namespace
+	}
+	return []string{"--net"}
+}
+
 // Enter makes sure the program runs inside a new network namespace whose
 // loopback interface is up and carries addrs.
 //
@@ -48,11 +72,7 @@ func Enter(addrs []netip.Prefix) (inside bool, code int, err error) {
 	if err != nil {
 		return false, 0, fmt.Errorf("netns: finding this program: %w", err)
 	}
-	args := []string{"--net"}
-	if os.Geteuid() != 0 {
-		args = append(args, "--map-root-user") // an unprivileged user namespace
-	}
-	args = append(append(args, "--", self), os.Args[1:]...)
+	args := append(append(unshareArgs(), "--", self), os.Args[1:]...)
 	cmd := exec.Command(unshare, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), envInside+"=1")

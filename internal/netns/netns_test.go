@@ -54,6 +54,9 @@ func TestEnter(t *testing.T) {
 	if netns.Inside() {
 		t.Fatal("the test process itself claims to be inside")
 	}
+	if err := netns.Available(); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=1")
 	out, err := cmd.CombinedOutput()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -106,3 +107,32 @@ func WriteKubeconfig(env *envtest.Environment, dir string) (string, error) {
 
 // Kubectl returns the path of the built kubectl.
 func Kubectl() string { return filepath.Join(AssetsDir(), "kubectl") }
+
+// MeshService returns the YAML of the headless Service peermesh-<mesh> of
+// namespace ns and of one EndpointSlice listing ips as ready endpoints, with
+// the ports named peer and admin as the Helm chart names them: what the
+// EndpointSlice controller would make for the mesh's pods, for nodes that
+// run as processes (the operator finds nodes through these slices).
+func MeshService(ns, mesh string, ips []string, peerPort, adminPort int) string {
+	var eps strings.Builder
+	for _, ip := range ips {
+		fmt.Fprintf(&eps, "- addresses: [%s]\n  conditions: {ready: true}\n", ip)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: peermesh-%[2]s, namespace: %[1]s}
+spec:
+  clusterIP: None
+  ports: [{name: peer, port: %[3]d}, {name: admin, port: %[4]d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: peermesh-%[2]s-nodes
+  namespace: %[1]s
+  labels: {kubernetes.io/service-name: peermesh-%[2]s}
+addressType: IPv4
+ports: [{name: peer, port: %[3]d, protocol: TCP}, {name: admin, port: %[4]d, protocol: TCP}]
+endpoints:
+%[5]s`, ns, mesh, peerPort, adminPort, eps.String())
+}

@@ -209,7 +209,11 @@ func TestPolicyFlow(t *testing.T) {
 	mustKubectl("", "create", "namespace", "mesh-e2e")
 	// The mesh's Service and its endpoints, as the chart's headless Service
 	// and the EndpointSlice controller would make them for 10 pods.
-	mustKubectl(meshService(), "apply", "-f", "-")
+	ips := make([]string, nodeCount)
+	for i := range ips {
+		ips[i] = nodeIP(i)
+	}
+	mustKubectl(testenv.MeshService("mesh-e2e", "blue", ips, peerPort, adminPort), "apply", "-f", "-")
 
 	kenv := []string{"KUBECONFIG=" + kubeconfig}
 	startManager := func(name string) (*process, string) {
@@ -251,9 +255,14 @@ func TestPolicyFlow(t *testing.T) {
 	propagated := func(kind, name string) {
 		t.Helper()
 		waitFor(t, 30*time.Second, kind+"/"+name+" Propagated with 10 of 10 nodes in sync", func() (bool, string) {
+			// The condition must be about the current spec: its
+			// observedGeneration is the resource's generation.
 			out, err := kubectl("", "get", "-n", "mesh-e2e", kind, name, "-o",
-				`jsonpath={.status.nodes.total}/{.status.nodes.inSync} {.status.conditions[?(@.type=="Propagated")].status}`)
-			if err == nil && out == "10/10 True" {
+				`jsonpath={.status.nodes.total}/{.status.nodes.inSync} {.status.conditions[?(@.type=="Propagated")].status} `+
+					`{.status.conditions[?(@.type=="Propagated")].observedGeneration}={.metadata.generation}`)
+			f := strings.Fields(out)
+			if err == nil && len(f) == 3 && f[0] == "10/10" && f[1] == "True" && strings.Count(f[2], "=") == 1 &&
+				strings.Split(f[2], "=")[0] == strings.Split(f[2], "=")[1] {
 				return true, ""
 			}
 			status, _ := kubectl("", "get", "-n", "mesh-e2e", kind, name, "-o", "jsonpath={.status}")
@@ -392,32 +401,6 @@ spec:
 		t.Errorf("without the API server, node-1 explains node-3 as: %s", out)
 	}
 	expectMesh("the allowlist still enforced without the API server", allowed)
-}
-
-// meshService is the headless Service peermesh-blue and an EndpointSlice
-// with the 10 nodes, their peer and admin ports named as the chart names them.
-func meshService() string {
-	var eps strings.Builder
-	for i := range nodeCount {
-		fmt.Fprintf(&eps, "- addresses: [%s]\n  conditions: {ready: true}\n  targetRef: {kind: Pod, name: node-%d, namespace: mesh-e2e}\n", nodeIP(i), i)
-	}
-	return fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: peermesh-blue, namespace: mesh-e2e}
-spec:
-  clusterIP: None
-  ports: [{name: peer, port: %[1]d}, {name: admin, port: %[2]d}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: peermesh-blue-nodes
-  namespace: mesh-e2e
-  labels: {kubernetes.io/service-name: peermesh-blue}
-addressType: IPv4
-ports: [{name: peer, port: %[1]d, protocol: TCP}, {name: admin, port: %[2]d, protocol: TCP}]
-endpoints:
-%[3]s`, peerPort, adminPort, eps.String())
 }
 
 func policy(mode, blocked string) string {
