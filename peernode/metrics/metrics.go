@@ -117,10 +117,10 @@ func PolicyReasons() []string { return slices.Clone(policyReasons) }
 func CloseReasons() []string { return slices.Clone(closeReasons) }
 
 // TypeLabel returns the type label of packets of type t: its name for a
-// built-in type, TypeApplication or TypeUnknown otherwise.
+// built-in or file-transfer type, TypeApplication or TypeUnknown otherwise.
 func TypeLabel(t wire.Type) string {
 	switch {
-	case t.IsKnown():
+	case t.IsNamed():
 		return t.String()
 	case t.IsApplication():
 		return TypeApplication

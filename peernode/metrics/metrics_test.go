@@ -80,7 +80,7 @@ func TestNamesAndLint(t *testing.T) {
 // TestPreinitialized checks that the series dashboards need exist at zero.
 func TestPreinitialized(t *testing.T) {
 	_, reg := newMetrics(t)
-	types := len(wire.KnownTypes()) + 2 // + application, unknown
+	types := len(wire.KnownTypes()) + 5 + 2 // + the 5 file-transfer types, application, unknown
 	want := map[string]int{
 		"peermesh_node_known_peers":                                  1,
 		"peermesh_node_channels":                                     4,
@@ -122,7 +122,8 @@ func TestPackets(t *testing.T) {
 	m.PacketReceived(wire.TypePing, 24)
 	m.PacketReceived(0x80, 10) // application
 	m.PacketReceived(0xFE, 10) // application
-	m.PacketReceived(0x20, 7)  // data range, not defined yet
+	m.PacketReceived(0x30, 7)  // data range, not defined yet
+	m.PacketReceived(0x21, 5)  // FileChunk
 	m.PacketReceived(0x00, 8)  // invalid
 	m.PacketSent(0x42, 9)      // reserved
 	tests := []struct {
@@ -139,19 +140,23 @@ func TestPackets(t *testing.T) {
 		{m.BytesReceived.WithLabelValues("unknown"), 15},
 		{m.PacketsSent.WithLabelValues("unknown"), 1},
 		{m.PacketsSent.WithLabelValues("Hello"), 0},
+		{m.BytesReceived.WithLabelValues("FileChunk"), 5},
 	}
 	for i, tt := range tests {
 		if got := testutil.ToFloat64(tt.c); got != tt.want {
 			t.Errorf("case %d: %v, want %v", i, got, tt.want)
 		}
 	}
+	if l := metrics.TypeLabel(wire.TypeFileChunk); l != "FileChunk" {
+		t.Errorf("file chunks are labelled %q, want FileChunk", l)
+	}
 	for i := range 256 {
 		typ := wire.Type(i)
 		l := metrics.TypeLabel(typ)
 		switch {
-		case typ.IsKnown() && l != typ.String(),
+		case typ.IsNamed() && l != typ.String(),
 			typ.IsApplication() && l != metrics.TypeApplication,
-			!typ.IsKnown() && !typ.IsApplication() && l != metrics.TypeUnknown:
+			!typ.IsNamed() && !typ.IsApplication() && l != metrics.TypeUnknown:
 			t.Errorf("TypeLabel(%v) = %q", typ, l)
 		}
 	}

@@ -16,18 +16,18 @@ import (
 const (
 	// TypeFileOffer (sender to receiver) proposes a file: its name, size,
 	// SHA-256 and the chunk size and window the sender will use.
-	TypeFileOffer wire.Type = 0x20
+	TypeFileOffer = wire.TypeFileOffer
 	// TypeFileChunk (sender to receiver) carries the bytes of a file at an
 	// offset.
-	TypeFileChunk wire.Type = 0x21
+	TypeFileChunk = wire.TypeFileChunk
 	// TypeFileAck (receiver to sender) accepts an offer (offset 0) and then
 	// reports how many bytes have been received and written contiguously.
-	TypeFileAck wire.Type = 0x22
+	TypeFileAck = wire.TypeFileAck
 	// TypeFileResult (receiver to sender) ends a transfer: success once the
 	// file is verified and stored, or the reason it failed or was refused.
-	TypeFileResult wire.Type = 0x23
+	TypeFileResult = wire.TypeFileResult
 	// TypeFileAbort (sender to receiver) ends a transfer the sender gives up.
-	TypeFileAbort wire.Type = 0x24
+	TypeFileAbort = wire.TypeFileAbort
 )
 
 // Limits of the transfer packets. Decoders reject larger values with

@@ -26,6 +26,16 @@ const (
 	TypePong       Type = 0x07 // answer to a Ping (Pong)
 
 	TypeTrust Type = 0x10 // one message of a trust-protocol handshake (Trust)
+
+	// File transfer, in the data-distribution range. Their payloads are
+	// encoded by peernode/transfer (docs/protocol.md, section 9), not by
+	// DecodePayload; they are named here so that logs and metric labels
+	// name them.
+	TypeFileOffer  Type = 0x20 // a file proposed: name, size, SHA-256 (FileOffer)
+	TypeFileChunk  Type = 0x21 // bytes of a file at an offset (FileChunk)
+	TypeFileAck    Type = 0x22 // offer accepted, bytes received so far (FileAck)
+	TypeFileResult Type = 0x23 // end of a transfer, receiver side (FileResult)
+	TypeFileAbort  Type = 0x24 // end of a transfer, sender side (FileAbort)
 )
 
 // MinApplicationType is the first packet type of the application-defined
@@ -50,6 +60,12 @@ func KnownTypes() []Type {
 // DecodePayload can decode it.
 func (t Type) IsKnown() bool {
 	return (t >= TypeHello && t <= TypePong) || t == TypeTrust
+}
+
+// IsNamed reports whether t has a name: a known type, or one of the
+// data-distribution types of peernode/transfer.
+func (t Type) IsNamed() bool {
+	return t.IsKnown() || (t >= TypeFileOffer && t <= TypeFileAbort)
 }
 
 // IsApplication reports whether t is in the application-defined range
@@ -79,6 +95,16 @@ func (t Type) String() string {
 		return "Pong"
 	case TypeTrust:
 		return "Trust"
+	case TypeFileOffer:
+		return "FileOffer"
+	case TypeFileChunk:
+		return "FileChunk"
+	case TypeFileAck:
+		return "FileAck"
+	case TypeFileResult:
+		return "FileResult"
+	case TypeFileAbort:
+		return "FileAbort"
 	}
 	const hex = "0123456789abcdef"
 	return "Unknown(0x" + string([]byte{hex[t>>4], hex[t&0xf]}) + ")"
