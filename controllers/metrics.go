@@ -18,6 +18,9 @@ package controllers
 
 import (
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,6 +154,47 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	}
 	return errors.Join(errs...)
 }
+
+// MetricNames returns the name of every metric family Register registers,
+// sorted: the operator's names that dashboards and alert rules may use (a
+// histogram's series add _bucket, _sum and _count). test/monitoring checks
+// the chart's dashboard and alert rules against it.
+func MetricNames() []string {
+	var r nameRecorder
+	_ = NewMetrics().Register(&r) // nameRecorder.Register never fails
+	slices.Sort(r.names)
+	return slices.Compact(r.names)
+}
+
+// nameRecorder is a prometheus.Registerer that records the metric names
+// of what is registered on it, from the collectors' descriptions.
+type nameRecorder struct{ names []string }
+
+func (r *nameRecorder) Register(c prometheus.Collector) error {
+	descs := make(chan *prometheus.Desc)
+	go func() {
+		c.Describe(descs)
+		close(descs)
+	}()
+	for d := range descs {
+		// Desc has no accessor for its name; String starts with
+		// Desc{fqName: "<name>", ...
+		s := strings.TrimPrefix(d.String(), "Desc{fqName: ")
+		if name, err := strconv.QuotedPrefix(s); err == nil {
+			name, _ = strconv.Unquote(name)
+			r.names = append(r.names, name)
+		}
+	}
+	return nil
+}
+
+func (r *nameRecorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = r.Register(c)
+	}
+}
+
+func (r *nameRecorder) Unregister(prometheus.Collector) bool { return false }
 
 // observeMesh records the states of a mesh's resources and whether its
 // ConfigMap is up to date, replacing what was recorded for it before; nodes,
