@@ -8,10 +8,13 @@
 //   - the metric names of the rules and of the dashboard are exactly names
 //     that the node (peernode/metrics), the operator (controllers) and
 //     controller-runtime register;
-//   - a real Prometheus on loopback scrapes a live mesh of peernode processes
-//     and the operator (against the test control plane), and every
-//     expression of the dashboard and of the rules returns data, while the
-//     alerts stay silent where the mesh is healthy.
+//   - a real Prometheus scrapes a live mesh of peernode processes and the
+//     operator (against the test control plane), and every expression of the
+//     dashboard and of the rules returns data, while the alerts stay silent
+//     where the mesh is healthy. The package runs in a network namespace of
+//     its own (internal/netns) where each node has its own address, so the
+//     operator finds the nodes as endpoints of their Service and counts them
+//     in sync.
 //
 // Prometheus and promtool come from Debian's prometheus package; the tests
 // fail, and never skip, without them.

@@ -61,7 +61,7 @@ func TestLiveMeshMonitoring(t *testing.T) {
 	t.Logf("binaries built in %s", time.Since(began).Round(time.Millisecond))
 
 	// The control plane, with the CRDs.
-	env, _, err := testenv.Start(testenv.Options{CRDDirectoryPaths: []string{testenv.CRDPath()}})
+	env, _, err := testenv.Start(testenv.Options{CRDDirectoryPaths: []string{testenv.CRDPath()}, AdvertiseAddress: apiServerIP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +79,13 @@ func TestLiveMeshMonitoring(t *testing.T) {
 		}
 	}
 	kubectl("", "create", "namespace", liveNS)
+	// The mesh's Service and its endpoints, as the chart and the
+	// EndpointSlice controller make them: the operator probes the nodes.
+	ips := make([]string, liveNodes)
+	for i := range ips {
+		ips[i] = nodeIP(i)
+	}
+	kubectl(testenv.MeshService(liveNS, liveMesh, ips, 7000, 9090), "apply", "-f", "-")
 
 	// The operator and the nodes. The nodes follow the mesh's ConfigMap
 	// (Kubernetes mode, fail-closed) and read a configuration file only for
@@ -94,7 +101,7 @@ func TestLiveMeshMonitoring(t *testing.T) {
 	}
 	admins, listens := make([]string, liveNodes), make([]string, liveNodes)
 	for i := range liveNodes {
-		admins[i], listens[i] = freeAddr(t), freeAddr(t)
+		admins[i], listens[i] = nodeIP(i)+":9090", nodeIP(i)+":7000"
 	}
 	for i := range liveNodes {
 		args := []string{"run", "--id", nodeID(i), "--mesh", liveMesh, "--listen", listens[i], "--admin-listen", admins[i],
@@ -258,6 +265,8 @@ func liveChecks(t *testing.T) []check {
 		{"the policy is accepted", `peermesh_operator_policies{kind="PeerTrustPolicy", state="accepted"} == 1`},
 		{"the operator wrote the ConfigMap", `sum(peermesh_operator_configmap_writes_total{result=~"created|updated"}) > 0`},
 		{"the mesh's namespace is exported_namespace", fmt.Sprintf(`peermesh_operator_nodes{exported_namespace=%q, namespace=%q, mesh=%q}`, liveNS, operatorNS, liveMesh)},
+		{"the operator counts every node", fmt.Sprintf(`peermesh_operator_nodes{mesh=%q} == %d`, liveMesh, liveNodes)},
+		{"the operator counts every node in sync", fmt.Sprintf(`peermesh_operator_nodes_in_sync{mesh=%q} == %d`, liveMesh, liveNodes)},
 	} {
 		checks = append(checks, check{e.name + ": " + e.expr, hasData(e.expr)})
 	}
