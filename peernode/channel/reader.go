@@ -43,6 +43,22 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// directReader is the connection as the source of direct payload reads
+// (wire.Reader.SetDirect): like connReader, but its reads do not count
+// towards growing the read buffer, which payloads that skip it do not need.
+type directReader connReader
+
+func (r *directReader) Read(p []byte) (int, error) {
+	if r.idle > 0 {
+		_ = r.c.conn.SetReadDeadline(time.Now().Add(r.idle))
+	}
+	n, err := r.c.conn.Read(p)
+	if n > 0 {
+		r.c.peer.Touch(time.Now())
+	}
+	return n, err
+}
+
 // bigReadBufferSizes are the read buffers of busy channels. Reading a busy
 // socket in large chunks saves system calls, most of the cost of a bulk
 // transfer, but 10,000 idle channels cannot each hold a large buffer, so busy
@@ -100,6 +116,7 @@ func (rb *readBuffer) adapt() {
 func (rb *readBuffer) use(br *bufio.Reader) {
 	rb.cur = br
 	rb.Reader = wire.NewReader(br, rb.maxFrame)
+	rb.Reader.SetDirect((*directReader)(rb.cr))
 }
 
 // release returns the pooled buffer in use, if any.

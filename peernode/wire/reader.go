@@ -12,6 +12,16 @@ import (
 // call.
 const readBufferSize = 64 << 10
 
+// Direct reads (Reader.SetDirect): the part of a payload that is not
+// buffered yet is read straight into the payload, skipping the copy through
+// the buffer, when at least directMin bytes of it remain; and the payload is
+// allocated once directGate bytes of it (or all of it) have arrived, rather
+// than once the buffer holds as much of it as it can.
+const (
+	directMin  = 16 << 10
+	directGate = 8 << 10
+)
+
 // Frame is one frame read from a stream.
 type Frame struct {
 	Header Header
@@ -29,6 +39,7 @@ func (f Frame) Decode() (Packet, error) { return DecodePayload(f.Header.Type, f.
 // A Reader is not safe for concurrent use: one goroutine owns it.
 type Reader struct {
 	br       *bufio.Reader
+	direct   io.Reader // the reader under br, for direct reads; nil: none
 	maxFrame uint32
 	err      error // sticky error once the stream is out of sync
 }
@@ -48,6 +59,13 @@ func NewReader(r io.Reader, maxFrame uint32) *Reader {
 	}
 	return &Reader{br: br, maxFrame: maxFrame}
 }
+
+// SetDirect lets the Reader read large payloads from src, the reader the
+// bufio.Reader given to NewReader reads from, once that buffer is drained:
+// the bytes of a 64 KiB payload then move once, from the socket to the
+// payload, instead of twice. src must be the buffer's own source, so that no
+// byte is read out of order. nil turns direct reads off.
+func (r *Reader) SetDirect(src io.Reader) { r.direct = src }
 
 // ReadFrame reads the next frame. It returns io.EOF when the stream ends
 // cleanly between frames, an error wrapping io.ErrUnexpectedEOF when it ends
@@ -86,7 +104,11 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	// Wait until the payload is buffered, or as much of it as the buffer
 	// holds, before allocating it: the length is bounded by maxFrame, but
 	// 4 MiB per stalled peer would still be a cheap way to exhaust memory.
-	if gate := HeaderSize + min(n, r.br.Size()-HeaderSize); gate > HeaderSize {
+	gateMax := r.br.Size() - HeaderSize
+	if r.direct != nil {
+		gateMax = min(gateMax, directGate)
+	}
+	if gate := HeaderSize + min(n, gateMax); gate > HeaderSize {
 		if b, err := r.br.Peek(gate); err != nil {
 			return Frame{}, r.streamError(err, false, "frame", len(b), HeaderSize+n)
 		}
@@ -97,6 +119,15 @@ func (r *Reader) ReadFrame() (Frame, error) {
 		return Frame{}, err
 	}
 	payload := make([]byte, n)
+	if k := r.br.Buffered(); r.direct != nil && n-k >= directMin {
+		// Drain the buffer, then read the rest from its source itself.
+		copied, _ := r.br.Read(payload[:k]) // k bytes are buffered: no I/O
+		if got, err := io.ReadFull(r.direct, payload[copied:]); err != nil {
+			r.err = r.streamError(err, false, "frame", HeaderSize+copied+got, HeaderSize+n)
+			return Frame{}, r.err
+		}
+		return Frame{Header: h, Payload: payload}, nil
+	}
 	if got, err := io.ReadFull(r.br, payload); err != nil {
 		// The header is consumed: whatever happened, the stream is out of sync.
 		r.err = r.streamError(err, false, "frame", HeaderSize+got, HeaderSize+n)

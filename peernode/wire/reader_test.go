@@ -276,3 +276,72 @@ func TestReaderTimeoutInsideLargePayload(t *testing.T) {
 		t.Fatalf("second ReadFrame error = %v, want the same timeout (stream out of sync)", err)
 	}
 }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// With SetDirect, large payloads are read from the buffer's source directly
+// once the buffer is drained; frames of every size still come out intact and
+// in order, however the stream is split, and a stream cut inside a direct
+// read is a truncated frame.
+func TestReaderDirect(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i, size := range []int{70 << 10, 10, 16 << 10, 20 << 10, 0, 64 << 10, 3} {
+		body := bytes.Repeat([]byte{byte(i + 1)}, size)
+		want = append(want, body)
+		stream = AppendFrame(stream, Data{Format: DataFormatMisc, Body: body})
+	}
+	splits := map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"half":     iotest.HalfReader,
+		"one byte": iotest.OneByteReader,
+	}
+	for name, split := range splits {
+		t.Run(name, func(t *testing.T) {
+			src := &countingReader{r: split(bytes.NewReader(stream))}
+			direct := &countingReader{r: src}
+			br := bufio.NewReaderSize(src, 8<<10)
+			r := NewReader(br, 0)
+			r.SetDirect(direct)
+			for i, w := range want {
+				f, err := r.ReadFrame()
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				p, err := f.Decode()
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if d, ok := p.(Data); !ok || !bytes.Equal(d.Body, w) {
+					t.Fatalf("frame %d: got %d bytes, want %d bytes of %d", i, len(d.Body), len(w), i+1)
+				}
+			}
+			if _, err := r.ReadFrame(); !errors.Is(err, io.EOF) {
+				t.Fatalf("after the last frame: %v, want io.EOF", err)
+			}
+			// The 70, 20 and 64 KiB payloads mostly skip the buffer.
+			if direct.n < 100<<10 {
+				t.Errorf("%d bytes read directly, want most of the 154 KiB of large payloads", direct.n)
+			}
+		})
+	}
+	t.Run("cut inside a direct read", func(t *testing.T) {
+		cut := stream[:40<<10]
+		src := bytes.NewReader(cut)
+		r := NewReader(bufio.NewReaderSize(src, 8<<10), 0)
+		r.SetDirect(src)
+		if _, err := r.ReadFrame(); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("ReadFrame of a cut stream = %v, want io.ErrUnexpectedEOF", err)
+		}
+	})
+}
