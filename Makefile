@@ -134,3 +134,15 @@ bench: kube-assets ## Run the benchmark programs (node figures beside raw TCP ba
 .PHONY: soak
 soak: ## Churn soak: nodes join and leave every second for 10 minutes; memory must stay flat.
 	go run ./test/soak -duration 10m
+
+##@ Helm chart
+
+HELM ?= $(LOCALBIN)/helm
+
+.PHONY: helm
+helm: ## Build helm (HELM_VERSION, pinned by hack/tools/helm) into bin/; cached, a few minutes the first time.
+	HELM_VERSION=$(HELM_VERSION) LOCALBIN=$(LOCALBIN) hack/helm.sh
+
+.PHONY: helm-test
+helm-test: helm kube-assets ## Chart tests: lint, golden templates, values schema, server dry-run, Pod Security, install and upgrade.
+	HELM=$(HELM) go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./test/chart/...

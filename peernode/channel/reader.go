@@ -116,7 +116,7 @@ func (rb *readBuffer) adapt() {
 func (rb *readBuffer) use(br *bufio.Reader) {
 	rb.cur = br
 	rb.Reader = wire.NewReader(br, rb.maxFrame)
-	rb.Reader.SetDirect((*directReader)(rb.cr))
+	rb.SetDirect((*directReader)(rb.cr))
 }
 
 // release returns the pooled buffer in use, if any.
