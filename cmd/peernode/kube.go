@@ -101,6 +101,7 @@ func (k *kubeMode) applier(n *node.Node, applied *appliedConfig) kube.Applier {
 		if err := n.SetPolicy(policy); err != nil {
 			return fmt.Errorf("%w: %w", kube.ErrInvalid, err)
 		}
+		n.SetLimits(policyLimits(cfg))
 		applied.set(cfg)
 		return nil
 	}

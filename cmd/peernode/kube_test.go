@@ -117,8 +117,11 @@ func TestKubernetesMode(t *testing.T) {
 		t.Error("sharedKey handshake not counted")
 	}
 
-	// Block bob: alice closes the channel within a second, no restart.
+	// Block bob: alice closes the channel within a second, no restart. The
+	// same change lowers the channel caps, which apply live too.
 	blocked := cfg.DeepCopy()
+	inCap, outCap := int32(7), int32(3)
+	blocked.Limits.MaxInboundPeers, blocked.Limits.MaxOutboundPeers = &inCap, &outCap
 	blocked.Blocked = []v1alpha1.PeerRule{{Identifier: "bob", Source: &v1alpha1.RuleSource{Kind: "PeerTrustPolicy", Namespace: ns, Name: "blue", Entry: "blocked.identifiers[0]"}}}
 	start := time.Now()
 	put(blocked)
@@ -128,8 +131,12 @@ func TestKubernetesMode(t *testing.T) {
 	}
 	var peers struct {
 		KnownPeers []struct{ ID, NoChannelReason string }
+		Limits     struct{ MaxInbound, MaxOutbound int }
 	}
 	getJSONInto(t, adminA, "/debug/peers", &peers)
+	if peers.Limits.MaxInbound != 7 || peers.Limits.MaxOutbound != 3 {
+		t.Errorf("limits in force after the change: %+v, want the configuration's 7 inbound and 3 outbound", peers.Limits)
+	}
 	found := false
 	for _, kp := range peers.KnownPeers {
 		found = found || (kp.ID == "bob" && strings.Contains(kp.NoChannelReason, "blocked.identifiers[0]"))

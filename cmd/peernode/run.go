@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/peermesh/peermesh/api/v1alpha1"
 	"github.com/peermesh/peermesh/internal/version"
@@ -288,6 +289,19 @@ func nodeConfig(o *runOptions, id string, cfg *v1alpha1.PeerNodeConfiguration, r
 	nc.Events.DataReceived = func(c peernode.Channel, d wire.Data) {
 		log.Info("data received", "peer", c.Peer().ID(), "format", d.Format.String(), "bytes", len(d.Body))
 	}
+	live := policyLimits(cfg)
+	nc.MaxInbound, nc.MaxOutbound = live.MaxInbound, live.MaxOutbound
+	if nc.Discoverers, err = discoverers(o, nc, reg, log); err != nil {
+		return node.Config{}, err
+	}
+	return nc, nil
+}
+
+// policyLimits returns the limits of cfg that a running node applies with
+// SetLimits (the caps and the channel timeouts); unset ones are zero, which
+// keeps what the node started with.
+func policyLimits(cfg *v1alpha1.PeerNodeConfiguration) node.PolicyLimits {
+	lim := cfg.Limits
 	// In the configuration 0 means "no channel in that direction"; in
 	// node.Config that is a negative cap (0 selects the default there).
 	capOf := func(v *int32) int {
@@ -299,11 +313,16 @@ func nodeConfig(o *runOptions, id string, cfg *v1alpha1.PeerNodeConfiguration, r
 		}
 		return int(*v)
 	}
-	nc.MaxInbound, nc.MaxOutbound = capOf(lim.MaxInboundPeers), capOf(lim.MaxOutboundPeers)
-	if nc.Discoverers, err = discoverers(o, nc, reg, log); err != nil {
-		return node.Config{}, err
+	dur := func(d *metav1.Duration) time.Duration {
+		if d == nil {
+			return 0
+		}
+		return d.Duration
 	}
-	return nc, nil
+	return node.PolicyLimits{
+		MaxInbound: capOf(lim.MaxInboundPeers), MaxOutbound: capOf(lim.MaxOutboundPeers),
+		HandshakeTimeout: dur(lim.HandshakeTimeout), IdleTimeout: dur(lim.IdleTimeout), KeepaliveInterval: dur(lim.KeepaliveInterval),
+	}
 }
 
 // sharedKeyFileField names the configuration field of the key file in errors.

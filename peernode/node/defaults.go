@@ -76,7 +76,7 @@ func (n *Node) learn(peers []wire.PeerInfo) {
 				signal(t.wake)
 			}
 		}
-		if len(n.targets) >= max(n.cfg.MaxOutbound, 0)+len(n.cfg.Seeds) {
+		if len(n.targets) >= max(n.maxOutbound, 0)+len(n.cfg.Seeds) {
 			return
 		}
 		n.addTargetLocked(p.Addr, sourcePeerExchange, p.NodeID)

@@ -98,7 +98,7 @@ func (n *Node) dialLoop(ctx context.Context, t *dialTarget) {
 		n.mu.Lock()
 		stop := t.removed || t.self
 		existing := n.channels[t.id]
-		atCap := n.outbound >= n.cfg.MaxOutbound
+		atCap := n.outbound >= n.maxOutbound
 		n.mu.Unlock()
 		if stop || ctx.Err() != nil {
 			return
@@ -175,7 +175,7 @@ func (n *Node) dial(ctx context.Context, t *dialTarget) (*channel.PeerChannel, e
 		return nil, err
 	}
 	n.mu.Lock()
-	if n.outbound >= n.cfg.MaxOutbound {
+	if n.outbound >= n.maxOutbound {
 		n.mu.Unlock()
 		conn.Close()
 		n.metrics.ConnectionRejected(metrics.RejectCapacityOutbound)

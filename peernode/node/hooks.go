@@ -134,7 +134,10 @@ func (n *Node) place(c *channel.PeerChannel, h wire.Hello) bool {
 }
 
 func (n *Node) handshakeTimeout() time.Duration {
-	if d := n.cfg.Channel.HandshakeTimeout; d > 0 {
+	n.mu.Lock()
+	d := n.chanCfg.HandshakeTimeout
+	n.mu.Unlock()
+	if d > 0 {
 		return d
 	}
 	return channel.DefaultHandshakeTimeout

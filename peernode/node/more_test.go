@@ -126,3 +126,30 @@ func TestDialFromListenAddress(t *testing.T) {
 		}
 	}
 }
+
+// SetLimits changes the caps of a running node: a lowered inbound cap
+// refuses new channels but keeps the open one, and restoring it lets the
+// refused peer in (it keeps redialling).
+func TestSetLimitsLive(t *testing.T) {
+	server := startNode(t, node.Config{ID: "server"})
+	server.SetLimits(node.PolicyLimits{MaxInbound: 1, IdleTimeout: time.Hour})
+	if l := server.Limits(); l.MaxInbound != 1 || l.MaxOutbound != node.DefaultMaxOutbound {
+		t.Fatalf("limits after SetLimits: %+v", l)
+	}
+	a := startNode(t, node.Config{ID: "a", Seeds: []string{server.Addr().String()}})
+	eventually(t, 5*time.Second, func() bool { return trustedCount(server) == 1 && trustedCount(a) == 1 },
+		func() string { return fmt.Sprintf("server has %d channels", trustedCount(server)) })
+	b := startNode(t, node.Config{ID: "b", Seeds: []string{server.Addr().String()}})
+	eventually(t, 5*time.Second, func() bool {
+		return counter(t, server, "peermesh_node_connections_rejected_total", "reason", "capacity_inbound") >= 1
+	}, func() string { return "b was not refused" })
+	if trustedCount(server) != 1 || trustedCount(b) != 0 {
+		t.Fatalf("over the lowered cap: server %d channels, b %d", trustedCount(server), trustedCount(b))
+	}
+	server.SetLimits(node.PolicyLimits{}) // back to what the node started with
+	eventually(t, 10*time.Second, func() bool { return trustedCount(server) == 2 && trustedCount(b) >= 1 },
+		func() string { return fmt.Sprintf("server has %d channels after the cap was restored", trustedCount(server)) })
+	if l := server.Limits(); l.MaxInbound != node.DefaultMaxInbound {
+		t.Fatalf("limits after restoring: %+v", l)
+	}
+}

@@ -45,6 +45,10 @@ type Node struct {
 	targets  map[string]*dialTarget // by address
 	dialer   net.Dialer             // LocalAddr set when listening on one address
 
+	// Limits in force (SetLimits changes them), guarded by mu.
+	maxInbound, maxOutbound int
+	chanCfg                 channel.Config // template of new channels
+
 	wg sync.WaitGroup
 }
 
@@ -74,6 +78,7 @@ func New(cfg Config) (*Node, error) {
 		known:        make(map[string]*knownPeer),
 		targets:      make(map[string]*dialTarget),
 	}
+	n.maxInbound, n.maxOutbound, n.chanCfg = cfg.MaxInbound, cfg.MaxOutbound, cfg.Channel
 	n.denials = newRateLimitedLog(n.log, time.Second)
 	n.metrics.SetConfig(cfg.Mesh, cfg.Policy.Generation)
 	n.registerDefaults()
@@ -215,7 +220,7 @@ func (n *Node) accept(ctx context.Context, conn net.Conn) {
 	}
 	n.mu.Lock()
 	switch {
-	case n.inbound >= n.cfg.MaxInbound:
+	case n.inbound >= n.maxInbound:
 		n.mu.Unlock()
 		n.reject(conn, metrics.RejectCapacityInbound, wire.DisconnectCapacityExceeded, "inbound channel limit reached")
 		return
@@ -258,7 +263,9 @@ func (n *Node) hello() wire.Hello {
 // newChannel builds a channel wired to the node's hooks. The trust protocol
 // is the one of the policy in force when the channel is created.
 func (n *Node) newChannel(conn net.Conn, peer *peernode.GenericPeer) *channel.PeerChannel {
-	cfg := n.cfg.Channel
+	n.mu.Lock()
+	cfg := n.chanCfg
+	n.mu.Unlock()
 	cfg.Hello = n.hello()
 	pol := n.gate.Policy()
 	if pol.RunTrustProtocol {

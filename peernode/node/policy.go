@@ -102,11 +102,12 @@ func (n *Node) evictStale(now time.Time) {
 }
 
 func (n *Node) reapIdle() {
-	idle := n.cfg.Channel.IdleTimeout
+	n.mu.Lock()
+	idle := n.chanCfg.IdleTimeout
 	if idle <= 0 {
+		n.mu.Unlock()
 		return
 	}
-	n.mu.Lock()
 	var stale []*channel.PeerChannel
 	for c := range n.all {
 		if time.Since(c.Peer().LastSeen()) > 2*idle {
@@ -117,4 +118,42 @@ func (n *Node) reapIdle() {
 	for _, c := range stale {
 		n.closeAsync(c, closeWith(peernode.CloseIdleTimeout, wire.DisconnectIdleTimeout, "reaped: idle"))
 	}
+}
+
+// PolicyLimits are the limits of a mesh configuration (its limits section)
+// that SetLimits changes while the node runs. A zero field selects what the
+// node started with (Config); a negative cap allows no channel in that
+// direction, as in Config.
+type PolicyLimits struct {
+	MaxInbound, MaxOutbound int
+	// HandshakeTimeout, IdleTimeout and KeepaliveInterval apply to channels
+	// opened from now on; IdleTimeout also to the reaper, at once.
+	HandshakeTimeout, IdleTimeout, KeepaliveInterval time.Duration
+}
+
+// SetLimits replaces the limits in force. Lowering a cap refuses new
+// channels over it but closes none: the channels already open stay until
+// they close for another reason, as a lowered cap in a running mesh should
+// not cut peers off all at once.
+func (n *Node) SetLimits(l PolicyLimits) {
+	or := func(v, base int) int {
+		if v == 0 {
+			return base
+		}
+		return v
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.maxInbound, n.maxOutbound = or(l.MaxInbound, n.cfg.MaxInbound), or(l.MaxOutbound, n.cfg.MaxOutbound)
+	c := n.cfg.Channel
+	if l.HandshakeTimeout > 0 {
+		c.HandshakeTimeout = l.HandshakeTimeout
+	}
+	if l.IdleTimeout > 0 {
+		c.IdleTimeout = l.IdleTimeout
+	}
+	if l.KeepaliveInterval > 0 {
+		c.KeepaliveInterval = l.KeepaliveInterval
+	}
+	n.chanCfg = c
 }

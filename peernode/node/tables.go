@@ -197,7 +197,7 @@ func (n *Node) Limits() Limits {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return Limits{
-		MaxInbound: n.cfg.MaxInbound, MaxOutbound: n.cfg.MaxOutbound, MaxPendingHandshakes: n.cfg.MaxPendingHandshakes,
+		MaxInbound: n.maxInbound, MaxOutbound: n.maxOutbound, MaxPendingHandshakes: n.cfg.MaxPendingHandshakes,
 		Inbound: n.inbound, Outbound: n.outbound, PendingHandshakes: n.pending,
 	}
 }
