@@ -82,7 +82,7 @@ kube-assets: ## Build kube-apiserver, kubectl and etcd into bin/k8s/$(K8S_VERSIO
 	KUBE_ASSETS_OUT=$(KUBE_ASSETS) hack/kube-assets.sh
 
 .PHONY: test
-test: kube-assets ## Run all unit, loopback and envtest tests with -race.
+test: kube-assets helm ## Run all unit, loopback, envtest and chart tests with -race.
 	go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: test-e2e

@@ -148,7 +148,9 @@ func TestSetLimitsLive(t *testing.T) {
 	}
 	server.SetLimits(node.PolicyLimits{}) // back to what the node started with
 	eventually(t, 10*time.Second, func() bool { return trustedCount(server) == 2 && trustedCount(b) >= 1 },
-		func() string { return fmt.Sprintf("server has %d channels after the cap was restored", trustedCount(server)) })
+		func() string {
+			return fmt.Sprintf("server has %d channels after the cap was restored", trustedCount(server))
+		})
 	if l := server.Limits(); l.MaxInbound != node.DefaultMaxInbound {
 		t.Fatalf("limits after restoring: %+v", l)
 	}
