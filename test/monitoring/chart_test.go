@@ -273,6 +273,17 @@ func TestRulesFile(t *testing.T) {
 	if !sameSet(got, wantAlerts) {
 		t.Errorf("alerts = %v, want %v", got, wantAlerts)
 	}
+	// Each runbook_url anchor exists: docs/operations.md has a heading
+	// "### <alert>", which GitHub turns into #<alert in lower case>.
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range wantAlerts {
+		if !strings.Contains(string(doc), "\n### "+a+"\n") {
+			t.Errorf("docs/operations.md has no section \"### %s\" for the alert's runbook_url", a)
+		}
+	}
 }
 
 // TestDashboardFile checks the dashboard's structure: a datasource variable
