@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +30,7 @@ import (
 	"github.com/peermesh/peermesh/api/v1alpha1"
 	"github.com/peermesh/peermesh/controllers"
 	"github.com/peermesh/peermesh/internal/testenv"
+	"github.com/peermesh/peermesh/internal/testproc"
 )
 
 // The tests of this package install config/ into the real test control
@@ -214,10 +214,10 @@ func TestInstallBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, probeAddr := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
-	var logs syncBuffer
+	var logs testproc.Buffer
 	go func() {
 		done <- run(runCtx, []string{
 			"--kubeconfig", saKubeconfig,
@@ -313,16 +313,6 @@ func TestInstallBundle(t *testing.T) {
 	if strings.Contains(logs.String(), "forbidden") {
 		t.Errorf("the manager hit an RBAC denial:\n%s", logs.String())
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func httpGet(url string) (int, string) {

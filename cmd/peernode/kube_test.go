@@ -19,6 +19,7 @@ import (
 
 	"github.com/peermesh/peermesh/api/v1alpha1"
 	"github.com/peermesh/peermesh/internal/testenv"
+	"github.com/peermesh/peermesh/internal/testproc"
 	"github.com/peermesh/peermesh/peernode/kube"
 )
 
@@ -79,9 +80,9 @@ func TestKubernetesMode(t *testing.T) {
 		}
 	}
 
-	listenA, adminA, listenB, adminB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	listenA, adminA, listenB, adminB := testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t)
 	errs := make(chan error, 2)
-	var logsA, logsB syncBuffer
+	var logsA, logsB testproc.Buffer
 	common := []string{"--mesh", "blue", "--kube-configmap", ns + "/peermesh-blue", "--fail-closed", "--data-dir", t.TempDir()}
 	go func() {
 		errs <- run(ctx, append([]string{"run", "--id", "alice", "--listen", listenA, "--admin-listen", adminA}, common...), io.Discard, &logsA)

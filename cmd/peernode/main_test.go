@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/peermesh/peermesh/internal/testproc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -119,9 +120,9 @@ func TestRunSendExplain(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listenA, adminA, listenB, adminB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	listenA, adminA, listenB, adminB := testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logsA, logsB syncBuffer
+	var logsA, logsB testproc.Buffer
 	errs := make(chan error, 2)
 	go func() {
 		errs <- run(ctx, []string{"run", "--id", "alice", "--listen", listenA, "--admin-listen", adminA, "--config", cfgPath}, &bytes.Buffer{}, &logsA)
@@ -181,16 +182,6 @@ func TestRunSendExplain(t *testing.T) {
 			t.Errorf("%s: %s", path, resp.Status)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func waitFor(t *testing.T, cond func() bool, msg string) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peermesh/peermesh/internal/testproc"
 )
 
 // TestSendFile runs two daemons in-process, sends a file with
@@ -20,9 +22,9 @@ import (
 // send-file --wait exits non-zero.
 func TestSendFile(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
-	listenA, adminA, listenB, adminB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	listenA, adminA, listenB, adminB := testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logsA, logsB syncBuffer
+	var logsA, logsB testproc.Buffer
 	errs := make(chan error, 2)
 	go func() {
 		errs <- run(ctx, []string{"run", "--id", "alice", "--listen", listenA, "--admin-listen", adminA, "--data-dir", dirA}, &bytes.Buffer{}, &logsA)

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/peermesh/peermesh/api/v1alpha1"
+	"github.com/peermesh/peermesh/internal/testproc"
 	"github.com/peermesh/peermesh/peernode/node"
 )
 
@@ -126,10 +127,10 @@ func TestRunSharedKey(t *testing.T) {
 	badCfg := writeFile(t, badDir, "bad.yaml", sharedKeyConfig("mesh.key"))
 	writeFile(t, badDir, "mesh.key", testOtherKey+"\n")
 
-	listenA, adminA, adminB, adminM := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	listenA, adminA, adminB, adminM := testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 3)
-	var logs [3]syncBuffer
+	var logs [3]testproc.Buffer
 	for i, args := range [][]string{
 		{"--id", "alice", "--listen", listenA, "--admin-listen", adminA, "--config", goodCfg},
 		{"--id", "bob", "--listen", "127.0.0.1:0", "--admin-listen", adminB, "--config", goodCfg, "--seeds", listenA},

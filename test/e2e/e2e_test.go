@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/peermesh/peermesh/internal/netns"
 	"github.com/peermesh/peermesh/internal/testenv"
+	"github.com/peermesh/peermesh/internal/testproc"
 )
 
 // The suite runs in a network namespace of its own (internal/netns), where
@@ -55,85 +55,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
-}
-
-// process is a binary started by the suite; it is stopped with SIGINT at
-// cleanup, or earlier with stop.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	once sync.Once
-	err  error
-}
-
-// stop interrupts the process and waits for it (at most 15 s).
-func (p *process) stop() error {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- p.cmd.Wait() }()
-		select {
-		case p.err = <-done:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			p.err = fmt.Errorf("%s did not stop within 15s", p.name)
-		}
-	})
-	return p.err
-}
-
-func start(t *testing.T, name string, env []string, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{name: name, log: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := p.stop(); err != nil {
-			t.Errorf("%s: %v\n%s", name, err, lastLines(p.log.String(), 40))
-		}
-		if t.Failed() {
-			t.Logf("--- %s log ---\n%s", name, lastLines(p.log.String(), 40))
-		}
-	})
-	return p
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last state: %s", what, timeout, state)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
-	}
 }
 
 type peers struct {
@@ -216,10 +137,10 @@ func TestPolicyFlow(t *testing.T) {
 	mustKubectl(testenv.MeshService("mesh-e2e", "blue", ips, peerPort, adminPort), "apply", "-f", "-")
 
 	kenv := []string{"KUBECONFIG=" + kubeconfig}
-	startManager := func(name string) (*process, string) {
-		metricsAddr := freeAddr(t)
-		return start(t, name, kenv, filepath.Join(bin, "manager"), "--metrics-bind-address", metricsAddr,
-			"--health-probe-bind-address", freeAddr(t)), metricsAddr
+	startManager := func(name string) (*testproc.Process, string) {
+		metricsAddr := testproc.FreeAddr(t)
+		return testproc.Start(t, name, kenv, filepath.Join(bin, "manager"), "--metrics-bind-address", metricsAddr,
+			"--health-probe-bind-address", testproc.FreeAddr(t)), metricsAddr
 	}
 	manager, _ := startManager("manager")
 
@@ -232,12 +153,12 @@ func TestPolicyFlow(t *testing.T) {
 		if i > 0 {
 			args = append(args, "--seeds", net.JoinHostPort(nodeIP(0), fmt.Sprint(peerPort)))
 		}
-		start(t, fmt.Sprintf("node-%d", i), kenv, filepath.Join(bin, "peernode"), args...)
+		testproc.Start(t, fmt.Sprintf("node-%d", i), kenv, filepath.Join(bin, "peernode"), args...)
 	}
 	// expectMesh waits until every node i trusts exactly the nodes want[i].
 	expectMesh := func(what string, want map[int][]int) {
 		t.Helper()
-		waitFor(t, 60*time.Second, what, func() (bool, string) {
+		testproc.Eventually(t, 60*time.Second, 50*time.Millisecond, what, func() (bool, string) {
 			var state []string
 			ok := true
 			for i, a := range admins {
@@ -254,7 +175,7 @@ func TestPolicyFlow(t *testing.T) {
 	}
 	propagated := func(kind, name string) {
 		t.Helper()
-		waitFor(t, 30*time.Second, kind+"/"+name+" Propagated with 10 of 10 nodes in sync", func() (bool, string) {
+		testproc.Eventually(t, 30*time.Second, 50*time.Millisecond, kind+"/"+name+" Propagated with 10 of 10 nodes in sync", func() (bool, string) {
 			// The condition must be about the current spec: its
 			// observedGeneration is the resource's generation.
 			out, err := kubectl("", "get", "-n", "mesh-e2e", kind, name, "-o",
@@ -281,7 +202,7 @@ func TestPolicyFlow(t *testing.T) {
 
 	// Audit mode: the same block closes nothing, but the nodes count it.
 	mustKubectl(policy("Audit", "node-9"), "apply", "-f", "-")
-	waitFor(t, 20*time.Second, "an audit denial counted on node-0", func() (bool, string) {
+	testproc.Eventually(t, 20*time.Second, 50*time.Millisecond, "an audit denial counted on node-0", func() (bool, string) {
 		m := metricsOf(t, admins[0])
 		return strings.Contains(m, `peermesh_node_policy_denials_total{mode="audit",reason="blocked_identifier"} 1`), "no audit series yet"
 	})
@@ -362,11 +283,11 @@ spec:
 		return strings.Join(r, " ")
 	}
 	before, reloadsBefore := versions(), reloads()
-	if err := manager.stop(); err != nil {
+	if err := manager.Stop(); err != nil {
 		t.Fatalf("stopping the operator: %v", err)
 	}
 	manager, metricsAddr := startManager("manager-restarted")
-	waitFor(t, 30*time.Second, "the restarted operator reconciled the mesh and probed its nodes", func() (bool, string) {
+	testproc.Eventually(t, 30*time.Second, 50*time.Millisecond, "the restarted operator reconciled the mesh and probed its nodes", func() (bool, string) {
 		m, err := get("http://" + metricsAddr + "/metrics")
 		return err == nil &&
 			strings.Contains(m, `controller_runtime_reconcile_total{controller="mesh",result="success"}`) &&
@@ -386,7 +307,7 @@ spec:
 
 	// With the operator and then the API server stopped, the nodes keep
 	// enforcing the configuration they have.
-	if err := manager.stop(); err != nil {
+	if err := manager.Stop(); err != nil {
 		t.Fatalf("stopping the operator: %v", err)
 	}
 	// kube-apiserver drains the nodes' watches slowly; envtest kills it after

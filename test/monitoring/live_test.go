@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/peermesh/peermesh/internal/testenv"
+	"github.com/peermesh/peermesh/internal/testproc"
 	"github.com/peermesh/peermesh/peernode/metrics"
 	"github.com/peermesh/peermesh/peernode/wire"
 )
@@ -91,9 +92,9 @@ func TestLiveMeshMonitoring(t *testing.T) {
 	// (Kubernetes mode, fail-closed) and read a configuration file only for
 	// a 1 s keepalive, so that RTTs are measured at once.
 	kenv := []string{"KUBECONFIG=" + kubeconfig}
-	opMetrics := freeAddr(t)
-	manager := start(t, "manager", kenv, filepath.Join(binDir, "manager"),
-		"--metrics-bind-address", opMetrics, "--health-probe-bind-address", freeAddr(t))
+	opMetrics := testproc.FreeAddr(t)
+	manager := testproc.Start(t, "manager", kenv, filepath.Join(binDir, "manager"),
+		"--metrics-bind-address", opMetrics, "--health-probe-bind-address", testproc.FreeAddr(t))
 	cfgFile := filepath.Join(t.TempDir(), "node.yaml")
 	cfg := "apiVersion: p2p.peermesh.io/v1alpha1\nkind: PeerNodeConfiguration\nmeshName: " + liveMesh + "\nlimits: {keepaliveInterval: 1s}\n"
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
@@ -110,14 +111,14 @@ func TestLiveMeshMonitoring(t *testing.T) {
 		if i > 0 {
 			args = append(args, "--seeds", listens[0])
 		}
-		start(t, nodeID(i), kenv, filepath.Join(binDir, "peernode"), args...)
+		testproc.Start(t, nodeID(i), kenv, filepath.Join(binDir, "peernode"), args...)
 	}
 
 	// Prometheus: static targets labelled as the chart's monitors label them
 	// (namespace, pod). The operator's target has its own namespace label, as
 	// from a ServiceMonitor without honorLabels: the mesh namespace label of
 	// the operator's gauges becomes exported_namespace.
-	prom := &promAPI{base: "http://" + freeAddr(t)}
+	prom := &promAPI{base: "http://" + testproc.FreeAddr(t)}
 	var pc strings.Builder
 	fmt.Fprintf(&pc, "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n")
 	fmt.Fprintf(&pc, "rule_files: [%q]\n", rulesFile)
@@ -132,13 +133,13 @@ func TestLiveMeshMonitoring(t *testing.T) {
 	if err := os.WriteFile(promCfg, []byte(pc.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start(t, "prometheus", nil, promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(promDir, "data"),
+	testproc.Start(t, "prometheus", nil, promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(promDir, "data"),
 		"--web.listen-address="+strings.TrimPrefix(prom.base, "http://"), "--log.level=warn")
-	eventually(t, ctx, 60*time.Second, "Prometheus ready", func() (bool, string) {
+	testproc.Eventually(t, 60*time.Second, 250*time.Millisecond, "Prometheus ready", func() (bool, string) {
 		code, err := httpStatus(prom.base + "/-/ready")
 		return code == http.StatusOK, fmt.Sprint(code, err)
 	})
-	eventually(t, ctx, 60*time.Second, "every target scraped", func() (bool, string) {
+	testproc.Eventually(t, 60*time.Second, 250*time.Millisecond, "every target scraped", func() (bool, string) {
 		s, err := prom.query(ctx, "up == 1")
 		return err == nil && len(s) == liveNodes+1, fmt.Sprintf("%d targets up (%v)", len(s), err)
 	})
@@ -171,7 +172,7 @@ func TestLiveMeshMonitoring(t *testing.T) {
 	// all holds.
 	checks := liveChecks(t)
 	evalStart := time.Now()
-	eventually(t, ctx, liveDeadline, "the chart's expressions on the live mesh", func() (bool, string) {
+	testproc.Eventually(t, liveDeadline, 250*time.Millisecond, "the chart's expressions on the live mesh", func() (bool, string) {
 		var failed []string
 		for _, c := range checks {
 			if err := c.run(ctx, prom); err != nil {
@@ -185,11 +186,11 @@ func TestLiveMeshMonitoring(t *testing.T) {
 
 	// The operator stops: its target fails its scrapes, and
 	// PeermeshOperatorDown's expression selects it (and it alone), pending.
-	if err := manager.stop(); err != nil {
+	if err := manager.Stop(); err != nil {
 		t.Fatalf("stopping the operator: %v", err)
 	}
 	down := alertExpr(t, "PeermeshOperatorDown")
-	eventually(t, ctx, 60*time.Second, "PeermeshOperatorDown selects the stopped operator", func() (bool, string) {
+	testproc.Eventually(t, 60*time.Second, 250*time.Millisecond, "PeermeshOperatorDown selects the stopped operator", func() (bool, string) {
 		s, err := prom.query(ctx, down)
 		if err != nil {
 			return false, err.Error()
@@ -473,7 +474,7 @@ func httpStatus(u string) (int, error) {
 // waitTrusted waits until node i has want(i) open trusted channels.
 func waitTrusted(t *testing.T, ctx context.Context, admins []string, want func(int) int) {
 	t.Helper()
-	eventually(t, ctx, 60*time.Second, "trusted channels", func() (bool, string) {
+	testproc.Eventually(t, 60*time.Second, 250*time.Millisecond, "trusted channels", func() (bool, string) {
 		ok := true
 		var state []string
 		for i, a := range admins {
