@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"time"
@@ -136,15 +137,9 @@ type PolicyLimits struct {
 // they close for another reason, as a lowered cap in a running mesh should
 // not cut peers off all at once.
 func (n *Node) SetLimits(l PolicyLimits) {
-	or := func(v, base int) int {
-		if v == 0 {
-			return base
-		}
-		return v
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.maxInbound, n.maxOutbound = or(l.MaxInbound, n.cfg.MaxInbound), or(l.MaxOutbound, n.cfg.MaxOutbound)
+	n.maxInbound, n.maxOutbound = cmp.Or(l.MaxInbound, n.cfg.MaxInbound), cmp.Or(l.MaxOutbound, n.cfg.MaxOutbound)
 	c := n.cfg.Channel
 	if l.HandshakeTimeout > 0 {
 		c.HandshakeTimeout = l.HandshakeTimeout
