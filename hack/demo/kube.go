@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peermesh/peermesh/internal/netns"
 	"github.com/peermesh/peermesh/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func runKube(binDir string, count int, podNet bool) error {
 	step("Kubernetes story: starting a local control plane (kube-apiserver and etcd from bin/k8s; no cluster, no containers)")
 	opts := testenv.Options{}
 	if podNet {
-		opts.AdvertiseAddress = apiServerIP
+		opts.AdvertiseAddress = netns.APIServerAddr
 	}
 	env, _, err := testenv.Start(opts)
 	if err != nil {
@@ -224,12 +225,8 @@ func runKube(binDir string, count int, podNet bool) error {
 	return nil
 }
 
-// apiServerIP is kube-apiserver's advertise address in the demo's network
-// namespace (it binds 127.0.0.1, but needs an address to advertise).
-const apiServerIP = "10.244.0.1"
-
 // podIP is the address of node i in the demo's network namespace.
-func podIP(i int) string { return fmt.Sprintf("10.244.0.%d", 10+i) }
+func podIP(i int) string { return netns.NodeAddr(i) }
 
 // waitMesh waits until node i has want(i) trusted channels, printing progress.
 func waitMesh(nodes []*demoNode, want func(int) int) error {

@@ -19,7 +19,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,11 +49,7 @@ func main() {
 		err := netns.Available()
 		podNet = err == nil
 		if podNet {
-			addrs := []netip.Prefix{netip.MustParsePrefix(apiServerIP + "/32")}
-			for i := range *count {
-				addrs = append(addrs, netip.MustParsePrefix(podIP(i)+"/32"))
-			}
-			inside, code, err := netns.Enter(addrs)
+			inside, code, err := netns.Enter(netns.Addrs(*count))
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "demo failed:", err)
 				os.Exit(1)

@@ -22,6 +22,25 @@ import (
 // instead of creating another one.
 const envInside = "PEERMESH_NETNS_INSIDE"
 
+// The addresses the e2e suite, the monitoring test and the demo give out in
+// their namespace: kube-apiserver's advertise address (it binds 127.0.0.1,
+// but refuses to start without an address to advertise when there is no
+// default route) and node i's address, like a pod's.
+const APIServerAddr = "10.244.0.1"
+
+// NodeAddr is the address of node i: 10.244.0.(10+i).
+func NodeAddr(i int) string { return fmt.Sprintf("10.244.0.%d", 10+i) }
+
+// Addrs returns APIServerAddr and the addresses of nodes 0 to nodes-1, as
+// /32 prefixes for Enter.
+func Addrs(nodes int) []netip.Prefix {
+	out := []netip.Prefix{netip.MustParsePrefix(APIServerAddr + "/32")}
+	for i := range nodes {
+		out = append(out, netip.MustParsePrefix(NodeAddr(i)+"/32"))
+	}
+	return out
+}
+
 // Inside reports whether the program runs in the namespace Enter created.
 func Inside() bool { return os.Getenv(envInside) == "1" }
 
@@ -31,13 +50,22 @@ func Available() error {
 	if Inside() {
 		return nil
 	}
-	for _, tool := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("netns: %s not found: %w", tool, err)
-		}
+	if err := lookTools(); err != nil {
+		return err
 	}
 	if out, err := exec.Command("unshare", append(unshareArgs(), "--", "true")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("netns: cannot create a network namespace (needs root or unprivileged user namespaces): %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// lookTools checks that unshare(1) and ip(8) are installed.
+func lookTools() error {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return fmt.Errorf("netns: unshare (util-linux) is needed to create a network namespace: %w", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("netns: ip (iproute2) is needed to set up the network namespace: %w", err)
 	}
 	return nil
 }
@@ -61,19 +89,15 @@ func Enter(addrs []netip.Prefix) (inside bool, code int, err error) {
 	if Inside() {
 		return true, 0, setup(addrs)
 	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return false, 0, fmt.Errorf("netns: unshare (util-linux) is needed to create a network namespace: %w", err)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return false, 0, fmt.Errorf("netns: ip (iproute2) is needed to set up the network namespace: %w", err)
+	if err := lookTools(); err != nil {
+		return false, 0, err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return false, 0, fmt.Errorf("netns: finding this program: %w", err)
 	}
 	args := append(append(unshareArgs(), "--", self), os.Args[1:]...)
-	cmd := exec.Command(unshare, args...)
+	cmd := exec.Command("unshare", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), envInside+"=1")
 	err = cmd.Run()

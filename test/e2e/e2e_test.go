@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,18 +34,10 @@ const (
 	adminPort = 9090
 )
 
-// apiServerIP is the API server's advertise address: it binds 127.0.0.1,
-// but refuses to start without an address to advertise.
-const apiServerIP = "10.244.0.1"
-
-func nodeIP(i int) string { return fmt.Sprintf("10.244.0.%d", 10+i) }
+func nodeIP(i int) string { return netns.NodeAddr(i) }
 
 func TestMain(m *testing.M) {
-	addrs := []netip.Prefix{netip.MustParsePrefix(apiServerIP + "/32")}
-	for i := range nodeCount {
-		addrs = append(addrs, netip.MustParsePrefix(nodeIP(i)+"/32"))
-	}
-	inside, code, err := netns.Enter(addrs)
+	inside, code, err := netns.Enter(netns.Addrs(nodeCount))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
@@ -100,7 +91,7 @@ func TestPolicyFlow(t *testing.T) {
 			t.Fatalf("%s not built (make build): %v", b, err)
 		}
 	}
-	env, _, err := testenv.Start(testenv.Options{AdvertiseAddress: apiServerIP})
+	env, _, err := testenv.Start(testenv.Options{AdvertiseAddress: netns.APIServerAddr})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peermesh/peermesh/internal/netns"
 	"github.com/peermesh/peermesh/internal/testenv"
 	"github.com/peermesh/peermesh/internal/testproc"
 	"github.com/peermesh/peermesh/peernode/metrics"
@@ -62,7 +63,7 @@ func TestLiveMeshMonitoring(t *testing.T) {
 	t.Logf("binaries built in %s", time.Since(began).Round(time.Millisecond))
 
 	// The control plane, with the CRDs.
-	env, _, err := testenv.Start(testenv.Options{CRDDirectoryPaths: []string{testenv.CRDPath()}, AdvertiseAddress: apiServerIP})
+	env, _, err := testenv.Start(testenv.Options{CRDDirectoryPaths: []string{testenv.CRDPath()}, AdvertiseAddress: netns.APIServerAddr})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package monitoring
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"testing"
 
@@ -16,18 +15,12 @@ import (
 // node i of the live mesh listens on nodeIP(i), as a pod on its own address:
 // the nodes are then endpoints of their mesh's Service (the API server
 // refuses loopback addresses there) and the operator counts them in sync.
-const apiServerIP = "10.244.0.1"
-
-func nodeIP(i int) string { return fmt.Sprintf("10.244.0.%d", 10+i) }
+func nodeIP(i int) string { return netns.NodeAddr(i) }
 
 // TestMain enters the network namespace and silences controller-runtime's
 // logger, which envtest and the controller of the name check use.
 func TestMain(m *testing.M) {
-	addrs := []netip.Prefix{netip.MustParsePrefix(apiServerIP + "/32")}
-	for i := range liveNodes {
-		addrs = append(addrs, netip.MustParsePrefix(nodeIP(i)+"/32"))
-	}
-	inside, code, err := netns.Enter(addrs)
+	inside, code, err := netns.Enter(netns.Addrs(liveNodes))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "monitoring:", err)
 		os.Exit(1)
