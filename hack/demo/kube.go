@@ -127,6 +127,17 @@ func runKube(binDir string, count int, podNet bool) error {
 		if !podNet {
 			return nil
 		}
+		// The condition must be about the current spec: wait for its
+		// observedGeneration to reach the resource's generation first.
+		gen, err := exec.Command(testenv.Kubectl(), "--kubeconfig", kubeconfig, "get", "-n", "demo", what,
+			"-o", "jsonpath={.metadata.generation}").Output()
+		if err != nil {
+			return fmt.Errorf("kubectl get %s: %w", what, err)
+		}
+		if err := kubectl("", "wait", "-n", "demo", what, "--timeout=30s",
+			`--for=jsonpath={.status.conditions[?(@.type=="Propagated")].observedGeneration}=`+string(gen)); err != nil {
+			return err
+		}
 		return kubectl("", "wait", "-n", "demo", "--for=condition=Propagated", what, "--timeout=30s")
 	}
 
